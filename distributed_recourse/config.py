@@ -1,0 +1,182 @@
+"""Run configuration: one YAML file (see tune_configs/) read into typed, documented dataclasses.
+
+Unknown keys are errors that name the section and the key, so a typo never silently falls
+back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distributed_recourse.recourse.rewards import RewardWeights
+
+LEVELS = ("individual", "group", "hybrid")
+MODELS = ("random_forest", "logistic_regression", "gradient_boosting", "mlp", "file")
+
+
+class ConfigError(ValueError):
+    """A config file or option that is not what is expected."""
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "adult"
+    """`adult`, `alzheimer` (both shipped), `ssl` (needs `path`) or `csv` (needs `path`, `schema`)."""
+    path: str | None = None
+    """Data file, for `ssl` and `csv` (CSV or Parquet)."""
+    schema: str | None = None
+    """Schema YAML, for `csv`."""
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "random_forest"
+    """`random_forest` (the paper's), `logistic_regression`, `gradient_boosting`, `mlp`, or
+    `file` to load a user's fitted model."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the scikit-learn estimator, over the paper's defaults."""
+    path: str | None = None
+    """For `file`: a pickled/joblib model with `predict` (and ideally `predict_proba`)."""
+    input: str = "frame"
+    """For `file`: does the model read a pandas frame of the raw feature columns (`frame`)
+    or the encoded numeric matrix (`matrix`)?"""
+    favourable_output: Any = None
+    """For `file`: the prediction that means favourable; default the schema's favourable value."""
+    test_size: float = 0.2
+    """Share of rows held out (stratified); the affected people come from this split."""
+
+
+@dataclass
+class PopulationConfig:
+    clusters: int = 3
+    """KMeans clusters of the affected people (k)."""
+    standardize: bool = False
+    """Cluster on standardised features (the reference clusters raw features)."""
+    max_affected: int | None = None
+    """Keep at most this many affected people (a seeded sample), for quick runs and tests."""
+
+
+@dataclass
+class SacSettings:
+    """RLlib SAC hyperparameters; defaults are the reference's where it has them."""
+
+    actor_hidden: list[int] = field(default_factory=lambda: [32, 64, 64, 128])
+    """Policy network layers."""
+    critic_hidden: list[int] = field(default_factory=lambda: [200, 150, 100])
+    """Q network layers."""
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    tau: float = 0.005
+    gamma: float = 0.99
+    rollout_fragment_length: int = 16
+    """Env steps between gradient updates (1 is the reference's; 16 is ~10x faster on 2 cores)."""
+    learning_starts: int = 256
+    """Random-policy steps before learning (RLlib's default 1500 wastes short budgets)."""
+
+
+@dataclass
+class TrainConfig:
+    env_steps: int = 40_000
+    """Environment steps per scope (the reference's 40,000)."""
+    time_budget_s: float | None = None
+    """Stop a scope's trainer after this many seconds even if steps remain."""
+    stop_archived: int | None = None
+    """Stop a scope's trainer once this many distinct successful sets are archived."""
+    steps_per_iteration: int = 200
+    """Env steps per RLlib iteration: the unit of progress reports and checkpoints."""
+    checkpoint_every: int = 5
+    """Iterations between trainer checkpoints."""
+    cpus_per_trainer: float = 1.0
+    resources_per_trainer: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each trainer asks for (e.g. one per node)."""
+    max_failures: int = 3
+    """Times a failed trainer is restarted from its last checkpoint."""
+    stats_sync_steps: int = 50
+    """Env steps between exchanges with the central statistics actor."""
+    selection: str = "sr_minus_pd"
+    """How the final set of a scope is picked from its archive: `sr_minus_pd` (highest
+    SR - PD, ties by lower Gower) or `gower` (lowest Gower among successful sets)."""
+
+
+@dataclass
+class RunConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    population: PopulationConfig = field(default_factory=PopulationConfig)
+    level: str = "hybrid"
+    """`individual` (a set per cluster), `group` (one set for all), `hybrid` (a set per
+    cluster, group terms over the whole population)."""
+    reward: RewardWeights = field(default_factory=RewardWeights)
+    sac: SacSettings = field(default_factory=SacSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 42
+    """Seeds the split, the model, the clustering, the environments and SAC."""
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ConfigError(f"level {self.level!r}, expected one of {LEVELS}")
+        if self.model.kind not in MODELS:
+            raise ConfigError(f"model.kind {self.model.kind!r}, expected one of {MODELS}")
+        if self.population.clusters < 1:
+            raise ConfigError(f"population.clusters must be at least 1, got {self.population.clusters}")
+
+    @property
+    def scopes_use_clusters(self) -> bool:
+        return self.level != "group"
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any], source: str = "config") -> RunConfig:
+        spec = dict(spec or {})
+        sections = {f.name: f for f in fields(cls)}
+        unknown = set(spec) - set(sections)
+        if unknown:
+            raise ConfigError(f"{source}: unknown sections {sorted(unknown)}; known: {sorted(sections)}")
+        kwargs: dict[str, Any] = {}
+        for name, value in spec.items():
+            if name == "reward":
+                try:
+                    kwargs[name] = RewardWeights.from_dict(value)
+                except (TypeError, ValueError) as error:
+                    raise ConfigError(f"{source}: reward: {error}") from None
+            elif name in ("dataset", "model", "population", "sac", "train"):
+                kwargs[name] = section(sections[name].default_factory, value, f"{source}: {name}")
+            else:
+                kwargs[name] = value
+        try:
+            return cls(**kwargs)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            spec = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        return cls.from_dict(spec, str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def section(factory, values: dict[str, Any] | None, where: str):
+    """Build one config section, naming any unknown key."""
+    default = factory()
+    known = {f.name for f in fields(default)}
+    unknown = set(values or {}) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown options {sorted(unknown)}; known: {sorted(known)}")
+    return type(default)(**{**asdict(default), **(values or {})})

@@ -1,0 +1,366 @@
+"""Declarative dataset schema and the checks that turn bad input into errors a person can act on.
+
+A schema says what every column is: the label and its favourable value, the protected attribute
+(one column or a combination of columns) and how raw values map to groups, the actionable
+features with their type, bounds and direction, and which immutable columns are categorical.
+Every other column is an immutable numeric feature.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+KINDS = ("con", "ord", "cat")
+DIRECTIONS = ("any", "increase", "decrease")
+OTHER = "*"  # in a group map: every value not listed
+
+
+class SchemaError(ValueError):
+    """Input that does not match the schema; the message names the column or file at fault."""
+
+
+def value_key(value: Any) -> str:
+    """The string under which a raw value is looked up in group maps and category lists."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """An actionable feature resolved on the data: where it sits in the model's input matrix
+    and the bounds the recourse math clips to."""
+
+    name: str
+    column: int
+    kind: str
+    low: float
+    high: float
+    direction: str = "any"
+    integer: bool = False
+    """Values are whole numbers (ordinal levels, codes, or an integer-valued column)."""
+
+
+@dataclass(frozen=True)
+class Actionable:
+    """A feature a person can change."""
+
+    name: str
+    kind: str
+    """`con` (continuous, additive change), `ord` (integer levels) or `cat` (categorical)."""
+    low: float | None = None
+    """Lower bound; None takes the smallest value in the data (categorical: the first code)."""
+    high: float | None = None
+    """Upper bound; None takes the largest value in the data."""
+    direction: str = "any"
+    """`increase`: the feature may only go up (e.g. education); `decrease`: only down."""
+
+
+@dataclass(frozen=True)
+class Protected:
+    """The protected attribute: one column, or several whose group labels are combined."""
+
+    columns: tuple[str, ...]
+    groups: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Per column, raw value -> group label; the key `*` catches every other value.
+    A column without a map uses its raw values as labels."""
+
+    def labels(self, frame: pd.DataFrame) -> pd.Series:
+        """Group label per row; a combination reads e.g. `White x Female`."""
+        parts = []
+        for column in self.columns:
+            mapping = self.groups.get(column, {})
+            keys = frame[column].map(value_key)
+            if mapping:
+                mapped = keys.map(lambda k, m=mapping: m.get(k, m.get(OTHER)))
+                unmapped = sorted(set(keys[mapped.isna()]))
+                if unmapped:
+                    raise SchemaError(
+                        f"protected column {column!r}: values {unmapped[:5]} have no group; "
+                        f"add them to its group map or add a '{OTHER}' entry"
+                    )
+                keys = mapped
+            parts.append(keys.astype(str))
+        labels = parts[0]
+        for part in parts[1:]:
+            labels = labels + " x " + part
+        return labels.rename("group")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What each column of a tabular dataset is."""
+
+    name: str
+    label: str
+    favourable: Any
+    """The label value that is the favourable outcome (e.g. `>50K`)."""
+    protected: Protected
+    actionable: tuple[Actionable, ...]
+    categorical: tuple[str, ...] = ()
+    """Immutable categorical columns; every other non-actionable column must be numeric."""
+    drop: tuple[str, ...] = ()
+    """Columns removed before anything else (row ids, constants, redundant encodings)."""
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], source: str = "schema") -> Schema:
+        required = ("name", "label", "favourable", "protected", "actionable")
+        missing = [key for key in required if key not in spec]
+        if missing:
+            raise SchemaError(f"{source}: missing required keys {missing}")
+        unknown = set(spec) - {*required, "categorical", "drop"}
+        if unknown:
+            raise SchemaError(f"{source}: unknown keys {sorted(unknown)}")
+        protected = spec["protected"]
+        if isinstance(protected, str):
+            protected = {"columns": [protected]}
+        columns = protected.get("columns") or [protected.get("column")]
+        if not all(isinstance(c, str) for c in columns):
+            raise SchemaError(f"{source}: protected needs `column` or `columns` (names)")
+        groups = {
+            str(col): {value_key(k): str(v) for k, v in mapping.items()}
+            for col, mapping in (protected.get("groups") or {}).items()
+        }
+        actionable = []
+        for item in spec["actionable"]:
+            item = dict(item)
+            try:
+                actionable.append(Actionable(**item))
+            except TypeError as error:
+                raise SchemaError(f"{source}: actionable feature {item}: {error}") from None
+        schema = cls(
+            name=str(spec["name"]),
+            label=str(spec["label"]),
+            favourable=spec["favourable"],
+            protected=Protected(tuple(columns), groups),
+            actionable=tuple(actionable),
+            categorical=tuple(spec.get("categorical", ())),
+            drop=tuple(spec.get("drop", ())),
+        )
+        schema.check()
+        return schema
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Schema:
+        path = Path(path)
+        if not path.is_file():
+            raise SchemaError(f"schema file {path} does not exist")
+        return cls.from_dict(yaml.safe_load(path.read_text()) or {}, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["protected"] = {
+            "columns": list(self.protected.columns),
+            "groups": {k: dict(v) for k, v in self.protected.groups.items()},
+        }
+        out["actionable"] = [asdict(a) for a in self.actionable]
+        out["categorical"] = list(self.categorical)
+        out["drop"] = list(self.drop)
+        return out
+
+    def check(self) -> None:
+        """Consistency of the schema on its own, before any data is seen."""
+        names = [a.name for a in self.actionable]
+        if not names:
+            raise SchemaError(f"schema {self.name!r}: no actionable features")
+        if len(set(names)) != len(names):
+            raise SchemaError(f"schema {self.name!r}: actionable features repeat: {names}")
+        for feature in self.actionable:
+            where = f"actionable feature {feature.name!r}"
+            if feature.kind not in KINDS:
+                raise SchemaError(f"{where}: kind {feature.kind!r}, expected one of {KINDS}")
+            if feature.direction not in DIRECTIONS:
+                raise SchemaError(
+                    f"{where}: direction {feature.direction!r}, expected one of {DIRECTIONS}"
+                )
+            if feature.low is not None and feature.high is not None and feature.low >= feature.high:
+                raise SchemaError(f"{where}: low {feature.low} must be below high {feature.high}")
+            if feature.name in self.protected.columns:
+                raise SchemaError(f"{where} is also the protected attribute; it cannot be both")
+            if feature.name == self.label:
+                raise SchemaError(f"{where} is the label")
+        if self.label in self.protected.columns:
+            raise SchemaError(f"label {self.label!r} cannot be the protected attribute")
+
+    # ----------------------------------------------------------------- columns
+    @property
+    def actionable_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.actionable)
+
+    def feature_columns(self, frame_columns: Iterable[str]) -> list[str]:
+        """Model inputs in the data's column order: everything but the label and dropped columns."""
+        skip = {self.label, *self.drop}
+        return [c for c in frame_columns if c not in skip]
+
+    def categorical_columns(self) -> list[str]:
+        return [*self.categorical, *(a.name for a in self.actionable if a.kind == "cat")]
+
+    # ----------------------------------------------------------------- validation
+    def validate(self, frame: pd.DataFrame, source: str = "data") -> tuple[pd.DataFrame, int]:
+        """Check a raw frame against the schema; return the usable rows and how many were
+        dropped for missing values. Every other problem raises a SchemaError naming the column."""
+        self.require_columns(frame.columns, source)
+        frame = frame.drop(columns=[c for c in self.drop if c in frame.columns])
+        complete = frame.dropna()
+        dropped = len(frame) - len(complete)
+        if complete.empty:
+            raise SchemaError(f"{source}: no row is complete (every row has a missing value)")
+        labels = set(complete[self.label].map(value_key))
+        if len(labels) != 2:
+            raise SchemaError(
+                f"{source}: label {self.label!r} must have exactly 2 values, found "
+                f"{len(labels)}: {sorted(labels)[:10]}"
+            )
+        if value_key(self.favourable) not in labels:
+            raise SchemaError(
+                f"{source}: favourable value {self.favourable!r} does not occur in label "
+                f"{self.label!r} (values: {sorted(labels)})"
+            )
+        groups = self.protected.labels(complete)
+        if groups.nunique() < 2:
+            raise SchemaError(
+                f"{source}: protected attribute {list(self.protected.columns)} has only the group "
+                f"{sorted(set(groups))}; at least two groups are needed"
+            )
+        categorical = set(self.categorical_columns())
+        for column in self.feature_columns(complete.columns):
+            if column not in categorical and not pd.api.types.is_numeric_dtype(complete[column]):
+                bad = complete[column][pd.to_numeric(complete[column], errors="coerce").isna()]
+                raise SchemaError(
+                    f"{source}: column {column!r} must be numeric, found values like "
+                    f"{sorted(set(bad.astype(str)))[:5]}; declare it under `categorical` if it is"
+                )
+        for feature in self.actionable:
+            if feature.kind == "cat":
+                continue
+            values = complete[feature.name]
+            for bound, outside in (
+                (feature.low, values < feature.low if feature.low is not None else None),
+                (feature.high, values > feature.high if feature.high is not None else None),
+            ):
+                if outside is not None and outside.any():
+                    raise SchemaError(
+                        f"{source}: actionable feature {feature.name!r} has {int(outside.sum())} "
+                        f"values outside its bound {bound} (range in data "
+                        f"{values.min()}..{values.max()}); widen the bounds"
+                    )
+        return complete.reset_index(drop=True), dropped
+
+    def require_columns(self, columns: Iterable[str], source: str) -> None:
+        present = list(columns)
+        wanted = [
+            self.label,
+            *self.protected.columns,
+            *self.actionable_names,
+            *self.categorical,
+        ]
+        for column in wanted:
+            if column not in present:
+                close = difflib.get_close_matches(column, present, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise SchemaError(f"{source}: column {column!r} is missing{hint}")
+
+    # ----------------------------------------------------------------- encoding
+    def feature_space(self, frame: pd.DataFrame) -> FeatureSpace:
+        """Fix the model's input columns, category codes and the actionable bounds on the data."""
+        columns = self.feature_columns(frame.columns)
+        categories = {
+            c: sorted(set(frame[c].map(value_key))) for c in self.categorical_columns()
+        }
+        specs = []
+        for feature in self.actionable:
+            if feature.kind == "cat":
+                low, high = 0.0, float(len(categories[feature.name]) - 1)
+                integer = True
+            else:
+                values = frame[feature.name]
+                low = float(values.min()) if feature.low is None else float(feature.low)
+                high = float(values.max()) if feature.high is None else float(feature.high)
+                integer = feature.kind == "ord" or pd.api.types.is_integer_dtype(values)
+            if low >= high:
+                raise SchemaError(
+                    f"actionable feature {feature.name!r}: the data leaves no room to act "
+                    f"(low {low} == high {high}); give bounds in the schema"
+                )
+            specs.append(
+                FeatureSpec(
+                    name=feature.name,
+                    column=columns.index(feature.name),
+                    kind=feature.kind,
+                    low=low,
+                    high=high,
+                    direction=feature.direction,
+                    integer=integer,
+                )
+            )
+        return FeatureSpace(columns=columns, categories=categories, actionable=tuple(specs))
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """The numeric matrix the model and the recourse math work on, and the way back to a frame.
+
+    Categorical columns become integer codes (index in their sorted category list)."""
+
+    columns: list[str]
+    categories: dict[str, list[str]]
+    actionable: tuple[FeatureSpec, ...]
+
+    def encode(self, frame: pd.DataFrame, source: str = "data") -> np.ndarray:
+        X = np.empty((len(frame), len(self.columns)), dtype=np.float64)
+        for i, column in enumerate(self.columns):
+            if column not in frame.columns:
+                raise SchemaError(f"{source}: column {column!r} is missing")
+            if column in self.categories:
+                codes = self.category_codes(frame[column], column)
+                unknown = codes < 0
+                if unknown.any():
+                    values = sorted(set(frame[column][unknown].map(value_key)))
+                    raise SchemaError(
+                        f"{source}: column {column!r} has unknown categories {values[:5]}; "
+                        f"expected one of {self.categories[column][:20]}"
+                    )
+                X[:, i] = codes
+            else:
+                X[:, i] = pd.to_numeric(frame[column], errors="raise")
+        return X
+
+    def category_codes(self, values: pd.Series, column: str) -> np.ndarray:
+        """Code per value, -1 where the value is not a known category."""
+        lookup = {v: i for i, v in enumerate(self.categories[column])}
+        return values.map(value_key).map(lookup).fillna(-1).to_numpy(dtype=np.int64)
+
+    def decode(self, X: np.ndarray) -> pd.DataFrame:
+        data = {}
+        for i, column in enumerate(self.columns):
+            if column in self.categories:
+                data[column] = np.asarray(self.categories[column], dtype=object)[
+                    X[:, i].astype(np.int64)
+                ]
+            else:
+                data[column] = X[:, i]
+        return pd.DataFrame(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": self.columns,
+            "categories": self.categories,
+            "actionable": [asdict(spec) for spec in self.actionable],
+        }
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> FeatureSpace:
+        return cls(
+            columns=list(spec["columns"]),
+            categories={k: list(v) for k, v in spec["categories"].items()},
+            actionable=tuple(FeatureSpec(**s) for s in spec["actionable"]),
+        )

@@ -1,0 +1,1 @@
+"""The recourse math: action sets, metrics and rewards. Plain numpy; no Ray."""

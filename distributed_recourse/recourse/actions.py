@@ -1,0 +1,121 @@
+"""Recourse action sets: N actions over the m actionable features, and applying them to people.
+
+An action holds, per feature, an additive change (`con`) or a target value (`ord`/`cat`), where
+the sentinel `low - 1` means "no change" (DESIGN.md section 2). Plain numpy, vectorised over people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from distributed_recourse.data.schema import FeatureSpec
+
+
+class ActionSpace:
+    """Bounds, encodings and arithmetic of action sets over a fixed list of actionable features."""
+
+    def __init__(self, features: Sequence[FeatureSpec], n_actions: int) -> None:
+        if n_actions < 1:
+            raise ValueError(f"n_actions must be at least 1, got {n_actions}")
+        self.features = tuple(features)
+        self.n_actions = n_actions
+        self.columns = np.array([f.column for f in features], dtype=np.int64)
+        self.low = np.array([f.low for f in features], dtype=np.float64)
+        self.high = np.array([f.high for f in features], dtype=np.float64)
+        self.span = self.high - self.low
+        self.is_con = np.array([f.kind == "con" for f in features])
+        self.is_cat = np.array([f.kind == "cat" for f in features])
+        self.integer = np.array([f.integer for f in features])
+        self.increase_only = np.array([f.direction == "increase" for f in features])
+        self.decrease_only = np.array([f.direction == "decrease" for f in features])
+        self.sentinel = self.low - 1.0
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    # ----------------------------------------------------------------- the space of values
+    def no_change(self) -> np.ndarray:
+        """One action that changes nothing: 0 for `con`, the sentinel for `ord`/`cat`."""
+        return np.where(self.is_con, 0.0, self.sentinel)
+
+    def initial_set(self) -> np.ndarray:
+        return np.tile(self.no_change(), (self.n_actions, 1))
+
+    def value_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per feature, the smallest and largest value an action entry may hold."""
+        con_low = np.where(self.increase_only, 0.0, -self.span)
+        con_high = np.where(self.decrease_only, 0.0, self.span)
+        return (
+            np.where(self.is_con, con_low, self.sentinel),
+            np.where(self.is_con, con_high, self.high),
+        )
+
+    def clip(self, action_set: np.ndarray) -> np.ndarray:
+        """Project values onto the space: within bounds, whole numbers where the feature is."""
+        low, high = self.value_bounds()
+        clipped = np.clip(action_set, low, high)
+        return np.where(self.integer, np.round(clipped), clipped)
+
+    # ----------------------------------------------------------------- acting on people
+    def apply(self, X: np.ndarray, action: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Each row of X after action; only the actionable columns change.
+
+        `out`, when given, must already hold X in every other column (the environment reuses
+        one buffer so that a step does not copy the whole population)."""
+        if out is None:
+            out = X.copy()
+        current = X[:, self.columns]
+        added = current + action
+        targets = np.broadcast_to(action, current.shape)
+        targets = np.where(self.increase_only, np.maximum(current, targets), targets)
+        targets = np.where(self.decrease_only, np.minimum(current, targets), targets)
+        keep = action == self.sentinel
+        moved = np.where(self.is_con, added, np.where(keep, current, targets))
+        moved = np.clip(moved, self.low, self.high)
+        out[:, self.columns] = np.where(self.integer, np.round(moved), moved)
+        return out
+
+    def distance(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
+        """Gower distance over the actionable features, per person (DESIGN.md section 3)."""
+        before, after = X[:, self.columns], X_new[:, self.columns]
+        per_feature = np.where(
+            self.is_cat, (after != before).astype(np.float64), np.abs(after - before) / self.span
+        )
+        return per_feature.mean(axis=1)
+
+    def n_changed(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
+        """Sparsity: how many features the action changed for each person."""
+        return (X[:, self.columns] != X_new[:, self.columns]).sum(axis=1)
+
+    # ----------------------------------------------------------------- reading actions
+    def describe(self, action: np.ndarray) -> dict[str, float]:
+        """The entries of one action that change something, by feature name."""
+        return {
+            f.name: float(value)
+            for f, value, con in zip(self.features, action, self.is_con, strict=True)
+            if (value != 0.0 if con else value != f.low - 1.0)
+        }
+
+    def from_description(self, changes: dict[str, float]) -> np.ndarray:
+        """Inverse of `describe`: unknown names raise, missing ones mean no change."""
+        action = self.no_change()
+        names = self.names
+        for name, value in changes.items():
+            if name not in names:
+                raise ValueError(f"action names feature {name!r}; actionable are {names}")
+            action[names.index(name)] = value
+        return action
+
+    def distinct(self, action_set: np.ndarray) -> np.ndarray:
+        """Mask of the first occurrence of each distinct action (ECR counts each once)."""
+        _, first = np.unique(action_set, axis=0, return_index=True)
+        mask = np.zeros(len(action_set), dtype=bool)
+        mask[first] = True
+        return mask

@@ -1,0 +1,52 @@
+"""Archived successful sets and the rule that picks a scope's final set among them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from distributed_recourse.recourse.actions import ActionSpace
+from distributed_recourse.recourse.metrics import GroupTally, SetMetrics
+
+SELECTION_RULES = ("sr_minus_pd", "gower")
+
+
+def archive_entry(
+    scope: str, space: ActionSpace, state: np.ndarray, metrics: SetMetrics,
+    tally: GroupTally, group_names: list[str], step: int, reward: float,
+) -> dict[str, Any]:
+    """A successful set with its metrics, as stored in the archive (JSON-ready)."""
+    return {
+        "scope": scope,
+        "step": step,
+        "time": time.time(),
+        "reward": reward,
+        "SR": metrics.sr,
+        "PD": metrics.pd,
+        "ECR_gap": metrics.ecr_gap,
+        "n_active": metrics.n_active,
+        "gower_active": metrics.gower_active,
+        "gower_nonactive": metrics.gower_nonactive,
+        "effectiveness": dict(zip(group_names, map(float, metrics.effectiveness), strict=True)),
+        "effective_actions": dict(zip(group_names, map(int, metrics.effective), strict=True)),
+        "set": state.tolist(),
+        "actions": [space.describe(action) for action in state],
+        "tally": tally.to_dict(),
+    }
+
+
+def selection_key(entry: dict[str, Any], rule: str = "sr_minus_pd") -> tuple[float, ...]:
+    """Larger is better. `sr_minus_pd`: highest SR - PD, ties by lower Gower of the active
+    actions; `gower`: lowest Gower, ties by higher SR - PD."""
+    fairness = round(entry["SR"] - entry["PD"], 9)
+    if rule == "sr_minus_pd":
+        return (fairness, -entry["gower_active"])
+    if rule == "gower":
+        return (-entry["gower_active"], fairness)
+    raise ValueError(f"selection rule {rule!r}, expected one of {SELECTION_RULES}")
+
+
+def best_entry(entries: list[dict[str, Any]], rule: str = "sr_minus_pd") -> dict[str, Any] | None:
+    return max(entries, key=lambda e: selection_key(e, rule), default=None)

@@ -1,0 +1,276 @@
+"""Every recourse metric of DESIGN.md section 3, for two or more groups.
+
+Group statistics are computed from a `GroupTally` of counts. Tallies add up: over shards of
+one population (exactly), and over clusters for the population-wide terms of hybrid fairness.
+Groups with nobody in a scope are left out of SR, PD and the ECR gap of that scope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MICRO, MACRO, ECR = "micro", "macro", "ecr"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action set does to a population: one row per action, one column per person."""
+
+    flipped: np.ndarray
+    """(N, n) bool: person i reaches the favourable outcome under action j."""
+    gower: np.ndarray
+    """(N, n) Gower distance over the actionable features between person i and their version
+    under action j."""
+    changed: np.ndarray
+    """(N, n) how many features action j changes for person i."""
+
+
+def evaluate_set(space, X: np.ndarray, action_set: np.ndarray, favourable) -> Outcome:
+    """Apply every action of a set and ask the model once per action.
+
+    `favourable(X) -> bool array` is the black box; `space` an ActionSpace."""
+    flipped, gower, changed = [], [], []
+    for action in action_set:
+        X_new = space.apply(X, action)
+        flipped.append(np.asarray(favourable(X_new), dtype=bool))
+        gower.append(space.distance(X, X_new))
+        changed.append(space.n_changed(X, X_new))
+    return Outcome(np.array(flipped), np.array(gower), np.array(changed))
+
+
+@dataclass(frozen=True)
+class GroupTally:
+    """Per-group counts from which SR, PD and ECR follow; adding tallies pools populations."""
+
+    people: np.ndarray
+    """(k,) people per group."""
+    flipped_any: np.ndarray
+    """(k,) people flipped by at least one action (micro)."""
+    flipped_best: np.ndarray
+    """(k,) people flipped by the group's single most effective action (macro)."""
+    effective: np.ndarray
+    """(k,) distinct actions with effectiveness >= phi in the group (ECR's n_g)."""
+    n_actions: int
+    """Actions in the set(s) tallied (N, summed over pooled scopes)."""
+
+    def __add__(self, other: GroupTally) -> GroupTally:
+        return GroupTally(
+            self.people + other.people,
+            self.flipped_any + other.flipped_any,
+            self.flipped_best + other.flipped_best,
+            self.effective + other.effective,
+            self.n_actions + other.n_actions,
+        )
+
+    @property
+    def present(self) -> np.ndarray:
+        return self.people > 0
+
+    def effectiveness(self, mode: str) -> np.ndarray:
+        """p_g per group (NaN where the group is absent): micro or macro."""
+        flipped = self.flipped_any if mode == MICRO else self.flipped_best
+        return np.divide(
+            flipped, self.people, out=np.full(len(self.people), np.nan), where=self.present
+        )
+
+    def choice(self) -> np.ndarray:
+        """a_g = n_g / N: the share of the set that is an effective choice for the group."""
+        return self.effective / self.n_actions
+
+    def to_dict(self) -> dict:
+        return {
+            "people": self.people.tolist(),
+            "flipped_any": self.flipped_any.tolist(),
+            "flipped_best": self.flipped_best.tolist(),
+            "effective": self.effective.tolist(),
+            "n_actions": self.n_actions,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GroupTally:
+        return cls(
+            *(np.asarray(d[key], dtype=np.int64) for key in
+              ("people", "flipped_any", "flipped_best", "effective")),
+            int(d["n_actions"]),
+        )
+
+
+def action_effectiveness(flipped: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """(N, k) flipped counts per action and group."""
+    one_hot = np.zeros((flipped.shape[1], n_groups))
+    one_hot[np.arange(len(groups)), groups] = 1.0
+    return (flipped.astype(np.float64) @ one_hot).astype(np.int64)
+
+
+def tally(
+    flipped: np.ndarray,
+    groups: np.ndarray,
+    n_groups: int,
+    distinct: np.ndarray,
+    phi: float,
+    per_action: np.ndarray | None = None,
+) -> GroupTally:
+    """Counts for one population under one set.
+
+    `distinct` marks the actions ECR counts (duplicates removed); `per_action` (N, k) may be
+    passed when the caller keeps it cached."""
+    people = np.bincount(groups, minlength=n_groups)
+    if per_action is None:
+        per_action = action_effectiveness(flipped, groups, n_groups)
+    any_flipped = flipped.any(axis=0)
+    flipped_any = np.bincount(groups, weights=any_flipped, minlength=n_groups).astype(np.int64)
+    effective = ((share_per_action(per_action, people) >= phi) & distinct[:, None]).sum(axis=0)
+    return GroupTally(people, flipped_any, per_action.max(axis=0), effective, len(flipped))
+
+
+def share_per_action(per_action: np.ndarray, people: np.ndarray) -> np.ndarray:
+    """(N, k) P_g(j), 0 where the group is absent."""
+    return np.divide(per_action, people, out=np.zeros(per_action.shape), where=people > 0)
+
+
+def active_actions(
+    rule: str,
+    flipped: np.ndarray,
+    share: np.ndarray,
+    distinct: np.ndarray,
+    phi: float,
+    macro_threshold: float,
+) -> np.ndarray:
+    """(N,) which actions count as active: `micro` flips anyone; `macro` reaches
+    `macro_threshold` in some group; `ecr` is a distinct action effective (>= phi) somewhere."""
+    if rule == MICRO:
+        return flipped.any(axis=1)
+    if rule == MACRO:
+        return (share >= macro_threshold).any(axis=1)
+    if rule == ECR:
+        return (share >= phi).any(axis=1) & distinct
+    raise ValueError(f"active rule {rule!r}, expected one of {MICRO, MACRO, ECR}")
+
+
+def spread(values: np.ndarray) -> float:
+    """Largest gap between any two present groups (0 with fewer than two)."""
+    present = values[~np.isnan(values)]
+    return float(present.max() - present.min()) if len(present) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class SetMetrics:
+    """The terms the rewards combine, for one action set on one population."""
+
+    effectiveness: np.ndarray
+    """(k,) p_g, NaN for absent groups."""
+    sr: float
+    """Success rate: mean p_g over present groups."""
+    pd: float
+    """Proportion difference: max p_g - min p_g (Equal Effectiveness)."""
+    choice: np.ndarray
+    """(k,) a_g = n_g / N."""
+    effective: np.ndarray
+    """(k,) n_g: distinct actions effective for the group."""
+    ecr_gap: float
+    """max a_g - min a_g over present groups (Equal Choice of Recourse)."""
+    n_active: int
+    n_actions: int
+    gower_active: float
+    """Mean Gower of the active actions (0 when none is active)."""
+    gower_nonactive: float
+    """Mean Gower of the other actions (0 when all are active)."""
+
+    def with_group_terms(self, population: SetMetrics) -> SetMetrics:
+        """Hybrid fairness: this scope's success and proximity, the population's group terms."""
+        return SetMetrics(
+            effectiveness=population.effectiveness,
+            sr=self.sr,
+            pd=population.pd,
+            choice=population.choice,
+            effective=population.effective,
+            ecr_gap=population.ecr_gap,
+            n_active=self.n_active,
+            n_actions=self.n_actions,
+            gower_active=self.gower_active,
+            gower_nonactive=self.gower_nonactive,
+        )
+
+
+def set_metrics(
+    tally_: GroupTally, mode: str, active: np.ndarray, mean_gower: np.ndarray
+) -> SetMetrics:
+    """Combine a tally with the per-action activity and mean Gower of the scope's own set."""
+    effectiveness = tally_.effectiveness(mode)
+    present = tally_.present
+    choice = tally_.choice()
+    return SetMetrics(
+        effectiveness=effectiveness,
+        sr=float(np.nanmean(effectiveness)),
+        pd=spread(effectiveness),
+        choice=choice,
+        effective=tally_.effective,
+        ecr_gap=spread(np.where(present, choice, np.nan)),
+        n_active=int(active.sum()),
+        n_actions=len(active),
+        gower_active=float(mean_gower[active].mean()) if active.any() else 0.0,
+        gower_nonactive=float(mean_gower[~active].mean()) if (~active).any() else 0.0,
+    )
+
+
+# --------------------------------------------------------------------- per person
+@dataclass(frozen=True)
+class PersonOutcome:
+    """Each person's recourse under a set: the closest flipping action."""
+
+    valid: np.ndarray
+    """(n,) at least one action flips the person."""
+    chosen: np.ndarray
+    """(n,) index of the flipping action with the smallest Gower distance, -1 if none."""
+    cost: np.ndarray
+    """(n,) Gower distance of the chosen counterfactual, inf if none."""
+    sparsity: np.ndarray
+    """(n,) features the chosen action changes, 0 if none."""
+
+
+def person_outcome(outcome: Outcome) -> PersonOutcome:
+    costs = np.where(outcome.flipped, outcome.gower, np.inf)
+    chosen = costs.argmin(axis=0)
+    cost = costs.min(axis=0)
+    valid = np.isfinite(cost)
+    people = np.arange(costs.shape[1])
+    sparsity = np.where(valid, outcome.changed[chosen, people], 0)
+    return PersonOutcome(valid, np.where(valid, chosen, -1), cost, sparsity)
+
+
+def effectiveness_within_budget(
+    cost: np.ndarray, groups: np.ndarray, n_groups: int, budget: float
+) -> tuple[np.ndarray, float]:
+    """FACTS' Equal Effectiveness within Budget: per group, the share with a counterfactual of
+    Gower cost <= budget; and the largest gap between groups."""
+    within = np.array(
+        [np.mean(cost[groups == g] <= budget) if (groups == g).any() else np.nan
+         for g in range(n_groups)]
+    )
+    return within, spread(within)
+
+
+def cost_of_effectiveness(
+    cost: np.ndarray, groups: np.ndarray, n_groups: int, level: float
+) -> tuple[np.ndarray, float]:
+    """FACTS' Equal Cost of Effectiveness: per group, the smallest budget at which a share
+    `level` of the group has recourse (inf if never); and the largest gap between groups."""
+    needed = np.full(n_groups, np.nan)
+    for g in range(n_groups):
+        group_cost = np.sort(cost[groups == g])
+        if len(group_cost):
+            needed[g] = group_cost[max(int(np.ceil(level * len(group_cost))) - 1, 0)]
+    finite = needed[np.isfinite(needed)]
+    gap = spread(needed) if len(finite) == np.sum(~np.isnan(needed)) else float("inf")
+    return needed, gap
+
+
+def cost_of_fairness(fair: dict, unconstrained: dict) -> dict[str, float]:
+    """What fairness costs: the SR lost and the Gower added against an unconstrained run
+    on the same population (dicts with `SR` and `gower_chosen`)."""
+    return {
+        "SR_drop": unconstrained["SR"] - fair["SR"],
+        "gower_rise": fair["gower_chosen"] - unconstrained["gower_chosen"],
+    }

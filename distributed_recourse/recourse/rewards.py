@@ -1,0 +1,133 @@
+"""The EE, ECR and EE-ECR rewards and their done conditions (DESIGN.md section 4).
+
+Every coefficient and threshold is a field of `RewardWeights`, so that Tune can sweep it.
+With two groups the formulas are the reference's to the letter; with k groups the sum
+a_1 + a_2 becomes (2 / k) * sum_g a_g (the same weight as two groups) and |a_1 - a_2| the
+largest gap between any two groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from distributed_recourse.recourse.metrics import ECR, MACRO, MICRO, SetMetrics
+
+REWARDS = ("EE", "ECR", "EE-ECR")
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """The reward of one training run; defaults are the reference's."""
+
+    reward: str = "EE-ECR"
+    """`EE` (equal effectiveness), `ECR` (equal choice of recourse) or `EE-ECR` (both)."""
+    effectiveness: str = MICRO
+    """`micro` (flipped by any action) or `macro` (by the group's best single action)."""
+    n_actions: int = 4
+    """N, the actions in a set."""
+    phi: float = 0.6
+    """An action is an effective choice for a group when it flips at least this share."""
+    macro_active: float = 0.3
+    """Under macro effectiveness an action is active when it flips this share of some group."""
+    scale: float = 50.0
+    """Multiplies every term (the reference's 50)."""
+    sr: float = 1.1
+    """Weight of the success rate in EE."""
+    active: float = 1.0
+    """Weight of n_active / N."""
+    pd: float = 1.0
+    """Weight of the proportion difference in EE."""
+    gower_active: float = 1.0
+    """Penalty weight of the mean Gower distance of active actions."""
+    gower_nonactive: float = 0.8
+    """Penalty weight of the mean Gower distance of non-active actions."""
+    ecr_choice: float = 2.5
+    """Weight of each group's a_g in the ECR reward."""
+    ecr_gap: float = 1.0
+    """Weight of the ECR gap in the ECR and EE-ECR rewards."""
+    ee_ecr_choice: float = 1.5
+    """Weight of each group's a_g in the ECR part of EE-ECR."""
+    done_sr: float = 0.75
+    """EE is met when SR reaches this..."""
+    done_pd: float = 0.09
+    """...and PD is at most this."""
+    bonus: float = 1000.0
+    """Added to the reward of a step that meets the done conditions."""
+    max_episode_steps: int = 2000
+    """Episodes are truncated after this many steps..."""
+    truncate_after_archived: int = 10
+    """...once at least this many distinct successful sets are archived."""
+    episode_step_limit: int = 10_000
+    """Hard cap on an episode's length whatever the archive holds (keeps metrics flowing)."""
+    step_size: float = 3.0
+    """The bound of the action's second component a1 in [-step_size, step_size]."""
+    con_resolution: float = 100.0
+    """`con` entries move on a [-con_resolution, con_resolution] rescaling of their range."""
+
+    def __post_init__(self) -> None:
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward {self.reward!r}, expected one of {REWARDS}")
+        if self.effectiveness not in (MICRO, MACRO):
+            raise ValueError(
+                f"effectiveness {self.effectiveness!r}, expected one of {(MICRO, MACRO)}"
+            )
+        if self.n_actions < 1:
+            raise ValueError(f"n_actions must be at least 1, got {self.n_actions}")
+
+    @property
+    def active_rule(self) -> str:
+        """Which actions count as active: ECR counts effective choices, EE the mode's rule."""
+        return ECR if self.reward == "ECR" else self.effectiveness
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any] | None) -> RewardWeights:
+        spec = dict(spec or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(spec) - known
+        if unknown:
+            raise ValueError(f"reward weights: unknown options {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**spec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ee_met(m: SetMetrics, w: RewardWeights) -> bool:
+    return m.sr >= w.done_sr and m.pd <= w.done_pd
+
+
+def ecr_met(m: SetMetrics) -> bool:
+    """Every present group has an effective action, and all have the same share of choices."""
+    present = ~np.isnan(m.effectiveness)
+    return bool((m.effective[present] >= 1).all()) and m.ecr_gap == 0.0
+
+
+def is_done(m: SetMetrics, w: RewardWeights) -> bool:
+    if w.reward == "EE":
+        return ee_met(m, w)
+    if w.reward == "ECR":
+        return ecr_met(m)
+    return ee_met(m, w) and ecr_met(m)
+
+
+def choice_sum(m: SetMetrics) -> float:
+    """a_1 + a_2 for two groups; (2 / k) * sum_g a_g for k present groups."""
+    present = ~np.isnan(m.effectiveness)
+    return 2.0 * float(m.choice[present].mean()) if present.any() else 0.0
+
+
+def reward(m: SetMetrics, w: RewardWeights) -> tuple[float, bool]:
+    """The step reward and whether the set meets the done conditions."""
+    proximity = w.gower_nonactive * m.gower_nonactive + w.gower_active * m.gower_active
+    active_share = m.n_active / m.n_actions
+    if w.reward == "ECR":
+        gain = w.ecr_choice * choice_sum(m) + w.active * active_share - w.ecr_gap * m.ecr_gap
+    else:
+        gain = w.sr * m.sr + w.active * active_share - w.pd * m.pd
+        if w.reward == "EE-ECR":
+            gain += w.ee_ecr_choice * choice_sum(m) - w.ecr_gap * m.ecr_gap
+    done = is_done(m, w)
+    return w.scale * (gain - proximity) + (w.bonus if done else 0.0), done

@@ -1,0 +1,319 @@
+"""Training on Ray: one RLlib SAC trainer per scope, run concurrently as Ray Tune trials, with
+the central statistics actor pooling the group terms and archiving successful sets.
+
+Flow of `train`: prepare (or reuse) the population -> put each scope's problem in the object
+store -> start the statistics actor -> Tune runs SAC per scope -> pick each scope's final set
+from the archive -> exact evaluation -> summary.json, archive.csv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from distributed_recourse.config import RunConfig
+from distributed_recourse.env import RecourseEnv, ScopeProblem
+from distributed_recourse.population import Prepared, prepare
+from distributed_recourse.recourse import metrics as M
+from distributed_recourse.recourse.actions import ActionSpace
+from distributed_recourse.recourse.archive import best_entry
+from distributed_recourse.recourse.evaluation import (
+    counterfactuals,
+    evaluate_scope,
+    population_summary,
+)
+from distributed_recourse.runtime import connect, limit_threads
+from distributed_recourse.stats import RemoteStats, start_actor
+
+EXPERIMENT = "train"
+STEPS_KEY = "env_runners/num_env_steps_sampled_lifetime"
+
+
+# --------------------------------------------------------------------- RLlib pieces
+def recourse_catalog():
+    """SAC catalog with the reference's separate sizes: the policy uses `fcnet_hiddens`, each
+    Q network maps concat(obs, action) through `q_hiddens` (RLlib's default shares one size)."""
+    import torch
+    from ray.rllib.algorithms.sac.sac_catalog import SACCatalog
+    from ray.rllib.core.columns import Columns
+    from ray.rllib.core.models.base import ENCODER_OUT
+    from ray.rllib.core.models.configs import MLPHeadConfig
+
+    class ConcatEncoder(torch.nn.Module):
+        def forward(self, batch, **kwargs):
+            obs, actions = batch[Columns.OBS].float(), batch[Columns.ACTIONS].float()
+            return {ENCODER_OUT: torch.cat([obs, actions], dim=-1)}
+
+    class RecourseSACCatalog(SACCatalog):
+        def build_qf_encoder(self, framework):
+            return ConcatEncoder()
+
+        def build_qf_head(self, framework):
+            inputs = int(np.prod(self.observation_space.shape) + np.prod(self.action_space.shape))
+            return MLPHeadConfig(
+                input_dims=[inputs],
+                hidden_layer_dims=list(self._model_config_dict["q_hiddens"]),
+                hidden_layer_activation="relu",
+                output_layer_dim=1,
+            ).build(framework=framework)
+
+    return RecourseSACCatalog
+
+
+def recourse_envs(algorithm) -> list[RecourseEnv]:
+    """The recourse environments living in this algorithm's local env runner."""
+    env = algorithm.env_runner.env if algorithm.env_runner is not None else None
+    return [] if env is None else [e.unwrapped for e in env.unwrapped.envs]
+
+
+def on_algorithm_init(*, algorithm, **kwargs) -> None:
+    # RLlib seeds torch and the env, not the replay buffer's sampler.
+    algorithm.local_replay_buffer.rng = np.random.default_rng(algorithm.config.seed)
+
+
+def on_train_result(*, algorithm, result: dict, **kwargs) -> None:
+    """Report the search's progress with each iteration, and send the archive to the actor."""
+    for env in recourse_envs(algorithm):
+        env.flush()
+        best = env.best_seen
+        result["recourse"] = {
+            "scope": env.scope,
+            "archived": len(env.archive),
+            "model_calls": env.model_calls,
+            "best_reward": best["reward"] if best else float("nan"),
+            "best_SR": best["SR"] if best else float("nan"),
+            "best_PD": best["PD"] if best else float("nan"),
+        }
+
+
+def sac_config(config: RunConfig, env_config: dict[str, Any], cpus: float):
+    from ray.rllib.algorithms.sac import SACConfig
+    from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import (
+        DefaultSACTorchRLModule,
+    )
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    sac = config.sac
+    return (
+        SACConfig()
+        .environment(env=RecourseEnv, env_config=env_config)
+        .framework("torch")
+        .env_runners(num_env_runners=0, rollout_fragment_length=sac.rollout_fragment_length)
+        .training(
+            replay_buffer_config={"type": "EpisodeReplayBuffer", "capacity": sac.buffer_size},
+            num_steps_sampled_before_learning_starts=sac.learning_starts,
+            train_batch_size_per_learner=sac.batch_size,
+            actor_lr=sac.actor_lr, critic_lr=sac.critic_lr, alpha_lr=sac.alpha_lr,
+            tau=sac.tau, gamma=sac.gamma,
+        )
+        .rl_module(
+            model_config={"fcnet_hiddens": list(sac.actor_hidden), "head_fcnet_hiddens": [],
+                          "q_hiddens": list(sac.critic_hidden)},
+            rl_module_spec=RLModuleSpec(module_class=DefaultSACTorchRLModule,
+                                        catalog_class=recourse_catalog()),
+        )
+        .reporting(min_time_s_per_iteration=0,
+                   min_sample_timesteps_per_iteration=config.train.steps_per_iteration)
+        .resources(num_cpus_for_main_process=cpus,
+                   custom_resources_for_main_process=dict(config.train.resources_per_trainer))
+        .debugging(seed=config.seed)
+        .callbacks(on_algorithm_init=on_algorithm_init, on_train_result=on_train_result)
+    )
+
+
+# --------------------------------------------------------------------- the run
+def problems(prepared: Prepared, scopes: list[str]) -> dict[str, ScopeProblem]:
+    features = prepared.model.space.actionable
+    out = {}
+    for name in scopes:
+        scope = prepared.population.scope(name)
+        out[name] = ScopeProblem(name, scope.X, scope.groups, scope.group_names, features,
+                                 prepared.model)
+    return out
+
+
+def no_change_tally(problem: ScopeProblem, n_actions: int, phi: float) -> dict:
+    """The tally of a set that changes nothing (one model call: the affected stay affected)."""
+    flipped = np.asarray(problem.model.favourable(problem.X), dtype=bool)
+    flipped = np.tile(flipped, (n_actions, 1))
+    distinct = np.zeros(n_actions, dtype=bool)
+    distinct[0] = True
+    return M.tally(flipped, problem.groups, len(problem.group_names), distinct, phi).to_dict()
+
+
+def prepared_for(config: RunConfig, output: Path) -> Prepared:
+    """Reuse the population saved in `output`, or prepare and save it."""
+    if Prepared.exists(output):
+        return Prepared.load(output)
+    prepared = prepare(config)
+    prepared.save(output)
+    return prepared
+
+
+def train(
+    config: RunConfig, output: str | Path, address: str | None = None, resume: bool = False,
+    verbose: int = 1,
+) -> dict[str, Any]:
+    """Train every scope of the config's fairness level; write and return the summary."""
+    from ray import tune
+    from ray.rllib.algorithms.sac import SAC
+
+    output = Path(output).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    limit_threads()
+    started = time.time()
+    prepared = prepared_for(config, output)
+    scopes = prepared.population.scope_names(config.level)
+    by_scope = problems(prepared, scopes)
+
+    ray = connect(address)
+    stats_name = f"recourse-stats-{abs(hash(str(output))) % 10**8}"
+    hub = start_actor(stats_name, str(output / "stats.json"), config.train.selection)
+    for name, problem in by_scope.items():
+        hub.register.remote(name, no_change_tally(problem, config.reward.n_actions,
+                                                  config.reward.phi))
+    refs = {name: ray.put(problem) for name, problem in by_scope.items()}
+
+    cpus = config.train.cpus_per_trainer
+    total = ray.cluster_resources().get("CPU", 1.0)
+    cpus = min(cpus, total / len(scopes))  # every scope trains at once (hybrid needs it)
+    env_config = {
+        "scope": tune.grid_search(scopes),
+        "problems": {name: [ref] for name, ref in refs.items()},
+        "weights": config.reward.to_dict(),
+        "hybrid": config.level == "hybrid",
+        "stats": RemoteStats(stats_name),
+        "sync_steps": config.train.stats_sync_steps,
+        "seed": config.seed,
+    }
+    param_space = sac_config(config, env_config, cpus)
+    stop = {STEPS_KEY: config.train.env_steps}
+    if config.train.time_budget_s:
+        stop["time_total_s"] = config.train.time_budget_s
+    if config.train.stop_archived:
+        stop["recourse/archived"] = config.train.stop_archived
+
+    storage = output / "tune"
+    experiment = storage / EXPERIMENT
+    if resume and tune.Tuner.can_restore(str(experiment)):
+        tuner = tune.Tuner.restore(str(experiment), trainable=SAC, param_space=param_space,
+                                   resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            SAC,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=len(scopes)),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT,
+                storage_path=str(storage),
+                stop=stop,
+                checkpoint_config=tune.CheckpointConfig(
+                    checkpoint_frequency=config.train.checkpoint_every,
+                    checkpoint_at_end=True, num_to_keep=2),
+                failure_config=tune.FailureConfig(max_failures=config.train.max_failures),
+                verbose=verbose,
+            ),
+        )
+    results = tuner.fit()
+    trials = {}
+    for result in results:
+        scope = result.config["env_config"]["scope"]
+        metrics = result.metrics or {}
+        trials[scope] = {
+            "env_steps": int(metrics.get("env_runners", {}).get(
+                "num_env_steps_sampled_lifetime", 0)),
+            "time_s": float(metrics.get("time_total_s", 0.0)),
+            "checkpoint": result.checkpoint.path if result.checkpoint else None,
+            "error": str(result.error) if result.error else None,
+        }
+    snapshot = ray.get(hub.snapshot.remote())
+    ray.get(hub.save.remote())
+    summary = summarize(config, prepared, scopes, snapshot, trials, time.time() - started)
+    write_outputs(output, summary, snapshot)
+    return summary
+
+
+def summarize(
+    config: RunConfig, prepared: Prepared, scopes: list[str], snapshot: dict[str, Any],
+    trials: dict[str, dict], wall_s: float,
+) -> dict[str, Any]:
+    """Pick each scope's final set and measure it exactly, per scope and over the population."""
+    weights = config.reward
+    space = ActionSpace(prepared.model.space.actionable, weights.n_actions)
+    population = prepared.population
+    favourable = prepared.model.favourable
+    scope_summaries, tallies = {}, []
+    chosen_cost = np.full(len(population.X), np.inf)
+    chosen = np.full(len(population.X), -1)
+    sparsity = np.zeros(len(population.X), dtype=np.int64)
+    plausible = np.zeros(len(population.X), dtype=bool)
+    for name in scopes:
+        mask = population.members(name)
+        scope = population.scope(name)
+        entry = best_entry(snapshot["archive"].get(name, []), config.train.selection)
+        met = entry is not None
+        entry = entry or snapshot.get("best_seen", {}).get(name)
+        action_set = np.array(entry["set"]) if entry else space.initial_set()
+        summary, outcome, tally = evaluate_scope(space, scope.X, scope.groups,
+                                                 scope.group_names, action_set, favourable,
+                                                 weights)
+        people = M.person_outcome(outcome)
+        trial = trials.get(name, {})
+        steps, seconds = trial.get("env_steps", 0), trial.get("time_s", 0.0)
+        summary.update(
+            met_done=met,
+            archived=len(snapshot["archive"].get(name, [])),
+            env_steps=steps,
+            env_steps_per_s=steps / seconds if seconds else 0.0,
+            train_s=seconds,
+            error=trial.get("error"),
+            set=action_set.tolist(),
+        )
+        scope_summaries[name] = summary
+        tallies.append(tally)
+        chosen[mask], chosen_cost[mask], sparsity[mask] = people.chosen, people.cost, people.sparsity
+        cf = counterfactuals(space, scope.X, action_set, people.chosen)
+        plausible[mask] = prepared.plausibility.predict(cf) == 1
+    everyone = M.PersonOutcome(chosen >= 0, chosen, chosen_cost, sparsity)
+    return {
+        "dataset": prepared.summary["dataset"],
+        "level": config.level,
+        "reward": weights.reward,
+        "effectiveness": weights.effectiveness,
+        "wall_s": wall_s,
+        "scopes": scope_summaries,
+        "population": population_summary(tallies, everyone, population.groups,
+                                          population.group_names, weights, plausible),
+        "config": config.to_dict(),
+    }
+
+
+def write_outputs(output: Path, summary: dict[str, Any], snapshot: dict[str, Any]) -> None:
+    rows = []
+    for scope, entries in snapshot["archive"].items():
+        for entry in entries:
+            row = {k: v for k, v in entry.items() if k not in ("tally", "set", "actions",
+                                                              "effectiveness",
+                                                              "effective_actions")}
+            row["scope"] = scope
+            row["actions"] = json.dumps(entry["actions"])
+            for group, value in entry["effectiveness"].items():
+                row[f"effectiveness[{group}]"] = value
+            for group, value in entry["effective_actions"].items():
+                row[f"effective_actions[{group}]"] = value
+            rows.append(row)
+    atomic_write(output / "archive.csv", pd.DataFrame(rows).to_csv(index=False))
+    atomic_write(output / "summary.json", json.dumps(summary, indent=2))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """No reader ever sees a half-written file under its final name."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
