@@ -93,7 +93,9 @@ class TrainConfig:
     """Env steps per RLlib iteration: the unit of progress reports and checkpoints."""
     checkpoint_every: int = 5
     """Iterations between trainer checkpoints."""
-    cpus_per_trainer: float = 1.0
+    cpus_per_trainer: float | None = None
+    """CPUs each scope's trainer owns; None shares the cluster's CPUs evenly among the scopes
+    so that all train at once (hybrid needs it). A forest model predicts with that many threads."""
     resources_per_trainer: dict[str, float] = field(default_factory=dict)
     """Custom Ray resources each trainer asks for (e.g. one per node)."""
     max_failures: int = 3

@@ -11,6 +11,7 @@ tallies back, never once per step.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ class RecourseEnv(gym.Env):
     """Search for one scope's action set. `config` keys: `problem` (a ScopeProblem), or
     `scope` with `problems` (scope -> [Ray ObjectRef of its ScopeProblem], as Tune passes
     them); `weights` (RewardWeights or dict), `hybrid` (bool), `stats` (an object with `sync`,
-    or None), `sync_steps`, `cache_size`, `seed`."""
+    or None), `sync_steps`, `cache_size`, `model_threads`, `seed`."""
 
     metadata: dict[str, Any] = {"render_modes": []}
 
@@ -59,7 +60,10 @@ class RecourseEnv(gym.Env):
         self.X = np.ascontiguousarray(problem.X, dtype=np.float64)
         self.groups = np.asarray(problem.groups, dtype=np.int64)
         self.n_groups = len(problem.group_names)
+        if config.get("model_threads", 1) > 1:
+            problem.model.use_threads(int(config["model_threads"]))
         self.favourable = problem.model.favourable
+        self.created = time.time()
         self.space = ActionSpace(problem.features, self.weights.n_actions)
         self.hybrid = bool(config.get("hybrid", False))
         self.stats = config.get("stats")
@@ -210,8 +214,10 @@ class RecourseEnv(gym.Env):
         self._unsent.append(entry)
 
     def _entry(self, metrics: M.SetMetrics, tally: M.GroupTally, r: float) -> dict[str, Any]:
-        return archive_entry(self.scope, self.space, self.state, metrics, tally,
-                             self.problem.group_names, self.total_steps, r)
+        entry = archive_entry(self.scope, self.space, self.state, metrics, tally,
+                              self.problem.group_names, self.total_steps, r)
+        entry["elapsed_s"] = entry["time"] - self.created
+        return entry
 
     def _sync(self, tally: M.GroupTally) -> None:
         others = self.stats.sync(self.scope, tally.to_dict(), self._unsent, self.total_steps,

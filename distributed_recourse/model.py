@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +69,24 @@ class BlackBox:
         self.favourable_output = favourable_output
         self.metadata = dict(metadata or {})
         self._trees = forest_trees(estimator) if input == "matrix" else None
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads = 1
+
+    def use_threads(self, threads: int) -> None:
+        """Split a forest's trees over this many threads (tree traversal releases the GIL);
+        a trainer that owns two CPUs predicts twice as fast."""
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(threads) if threads > 1 and self._trees else None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pool": None}
 
     def _inputs(self, X: np.ndarray):
         return X if self.input == "matrix" else self.space.decode(X)
 
     def favourable(self, X: np.ndarray) -> np.ndarray:
         if self._trees is not None and self.favourable_output == 1:
-            return forest_favourable(self._trees, X)
+            return forest_favourable(self._trees, X, self._pool, self._threads)
         predicted = self.estimator.predict(self._inputs(X))
         if self.input == "matrix" and self.favourable_output == 1:
             return np.asarray(predicted) == 1
@@ -111,14 +123,23 @@ def forest_trees(estimator) -> list | None:
     return [tree.tree_ for tree in estimator.estimators_]
 
 
-def forest_favourable(trees: list, X: np.ndarray) -> np.ndarray:
+def forest_favourable(
+    trees: list, X: np.ndarray, pool: ThreadPoolExecutor | None = None, threads: int = 1
+) -> np.ndarray:
     """Exactly RandomForestClassifier.predict(X) == 1, without its per-tree dispatch overhead
     (7x faster on a scope of 150 people; the recourse search calls it once per step)."""
     X32 = np.ascontiguousarray(X, dtype=np.float32)
-    votes = np.zeros((len(X), 2))
-    for tree in trees:
-        votes += tree.predict(X32).reshape(len(X), 2)
-    return votes.argmax(axis=1) == 1
+
+    def votes(part: list) -> np.ndarray:
+        total = np.zeros((len(X32), 2))
+        for tree in part:
+            total += tree.predict(X32).reshape(len(X32), 2)
+        return total
+
+    if pool is None:
+        return votes(trees).argmax(axis=1) == 1
+    parts = [trees[i::threads] for i in range(threads)]
+    return sum(pool.map(votes, parts)).argmax(axis=1) == 1
 
 
 def train_model(

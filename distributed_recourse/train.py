@@ -92,6 +92,23 @@ def on_train_result(*, algorithm, result: dict, **kwargs) -> None:
         }
 
 
+def progress_callback(total_steps: int):
+    """A Tune callback printing one line per trainer iteration: the search's own progress."""
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            r = result.get("recourse", {})
+            steps = int(result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0))
+            seconds = result.get("time_total_s", 0.0) or 1e-9
+            print(f"[{r.get('scope', trial.trial_id)}] steps {steps}/{total_steps} "
+                  f"({steps / seconds:.1f}/s)  archived {r.get('archived', 0)}  "
+                  f"best SR {r.get('best_SR', float('nan')):.3f} "
+                  f"PD {r.get('best_PD', float('nan')):.3f}", flush=True)
+
+    return Progress()
+
+
 def sac_config(config: RunConfig, env_config: dict[str, Any], cpus: float):
     from ray.rllib.algorithms.sac import SACConfig
     from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import (
@@ -180,9 +197,7 @@ def train(
                                                   config.reward.phi))
     refs = {name: ray.put(problem) for name, problem in by_scope.items()}
 
-    cpus = config.train.cpus_per_trainer
-    total = ray.cluster_resources().get("CPU", 1.0)
-    cpus = min(cpus, total / len(scopes))  # every scope trains at once (hybrid needs it)
+    cpus = config.train.cpus_per_trainer or ray.cluster_resources().get("CPU", 1) / len(scopes)
     env_config = {
         "scope": tune.grid_search(scopes),
         "problems": {name: [ref] for name, ref in refs.items()},
@@ -190,6 +205,7 @@ def train(
         "hybrid": config.level == "hybrid",
         "stats": RemoteStats(stats_name),
         "sync_steps": config.train.stats_sync_steps,
+        "model_threads": max(1, int(cpus)),
         "seed": config.seed,
     }
     param_space = sac_config(config, env_config, cpus)
@@ -217,7 +233,8 @@ def train(
                     checkpoint_frequency=config.train.checkpoint_every,
                     checkpoint_at_end=True, num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=config.train.max_failures),
-                verbose=verbose,
+                callbacks=[progress_callback(config.train.env_steps)] if verbose else [],
+                verbose=0,
             ),
         )
     results = tuner.fit()

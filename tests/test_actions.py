@@ -196,7 +196,8 @@ def spaces_people_actions(draw):
         kind = draw(st.sampled_from(["con", "ord", "cat"]))
         low = float(draw(st.integers(-5, 5)))
         high = low + draw(st.integers(1, 20))
-        direction = "any" if kind == "cat" else draw(st.sampled_from(["any", "increase", "decrease"]))
+        directions = ["any"] if kind == "cat" else ["any", "increase", "decrease"]
+        direction = draw(st.sampled_from(directions))
         integer = kind != "con" or draw(st.booleans())
         specs.append(FeatureSpec(f"f{i}", column, kind, low, high, direction, integer))
     space = ActionSpace(specs, 1)
@@ -225,7 +226,7 @@ def spaces_people_actions(draw):
     return space, X, action
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(spaces_people_actions())
 def test_apply_properties(case):
     space, X, action = case
@@ -252,7 +253,7 @@ def test_apply_properties(case):
     assert np.all(out_clipped[:, space.columns] <= space.high)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, database=None)
 @given(spaces_people_actions())
 def test_apply_is_idempotent_for_target_actions(case):
     space, X, action = case
