@@ -175,10 +175,29 @@ class RunConfig:
 
 
 def section(factory, values: dict[str, Any] | None, where: str):
-    """Build one config section, naming any unknown key."""
+    """Build one config section, naming any unknown key or value of the wrong type."""
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a mapping of options, got {values!r}")
     default = factory()
     known = {f.name for f in fields(default)}
     unknown = set(values or {}) - known
     if unknown:
         raise ConfigError(f"{where}: unknown options {sorted(unknown)}; known: {sorted(known)}")
+    for key, value in (values or {}).items():
+        expected = getattr(default, key)
+        if expected is not None and value is not None and not same_kind(expected, value):
+            raise ConfigError(
+                f"{where}.{key}: expected {type(expected).__name__}, got {value!r}"
+            )
     return type(default)(**{**asdict(default), **(values or {})})
+
+
+def same_kind(default: Any, value: Any) -> bool:
+    """Numbers are interchangeable (not with booleans); lists and tuples too."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))

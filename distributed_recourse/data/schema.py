@@ -123,15 +123,32 @@ class Schema:
         protected = spec["protected"]
         if isinstance(protected, str):
             protected = {"columns": [protected]}
+        if not isinstance(protected, Mapping):
+            raise SchemaError(f"{source}: protected must be a column name or a mapping")
+        extra = set(protected) - {"column", "columns", "groups"}
+        if extra:
+            raise SchemaError(
+                f"{source}: protected: unknown keys {sorted(extra)}; known: column, columns, groups"
+            )
         columns = protected.get("columns") or [protected.get("column")]
         if not all(isinstance(c, str) for c in columns):
             raise SchemaError(f"{source}: protected needs `column` or `columns` (names)")
-        groups = {
-            str(col): {value_key(k): str(v) for k, v in mapping.items()}
-            for col, mapping in (protected.get("groups") or {}).items()
-        }
+        groups = {}
+        for col, mapping in (protected.get("groups") or {}).items():
+            if col not in columns:
+                raise SchemaError(f"{source}: protected: groups for {col!r}, not a protected column")
+            if not isinstance(mapping, Mapping):
+                raise SchemaError(f"{source}: protected: groups of {col!r} must map value -> group")
+            groups[str(col)] = {value_key(k): str(v) for k, v in mapping.items()}
+        for key in ("categorical", "drop"):
+            if isinstance(spec.get(key), str):
+                raise SchemaError(f"{source}: {key} must be a list of column names")
         actionable = []
         for item in spec["actionable"]:
+            if not isinstance(item, Mapping):
+                raise SchemaError(
+                    f"{source}: actionable feature {item!r} must be a mapping with name and kind"
+                )
             item = dict(item)
             try:
                 actionable.append(Actionable(**item))
@@ -302,7 +319,10 @@ class Schema:
                     integer=integer,
                 )
             )
-        return FeatureSpace(columns=columns, categories=categories, actionable=tuple(specs))
+        dtypes = {
+            c: str(frame[c].dtype) for c in categories if pd.api.types.is_numeric_dtype(frame[c])
+        }
+        return FeatureSpace(columns, categories, tuple(specs), dtypes)
 
 
 @dataclass(frozen=True)
@@ -314,6 +334,9 @@ class FeatureSpace:
     columns: list[str]
     categories: dict[str, list[str]]
     actionable: tuple[FeatureSpec, ...]
+    category_dtypes: dict[str, str] = field(default_factory=dict)
+    """Numeric dtype of integer-coded categorical columns, so `decode` gives them back as
+    numbers (a user's frame model was trained on them)."""
 
     def encode(self, frame: pd.DataFrame, source: str = "data") -> np.ndarray:
         X = np.empty((len(frame), len(self.columns)), dtype=np.float64)
@@ -331,7 +354,14 @@ class FeatureSpace:
                     )
                 X[:, i] = codes
             else:
-                X[:, i] = pd.to_numeric(frame[column], errors="raise")
+                values = pd.to_numeric(frame[column], errors="coerce")
+                bad = values.isna() & frame[column].notna()
+                if bad.any():
+                    raise SchemaError(
+                        f"{source}: column {column!r} must be numeric, found values like "
+                        f"{sorted(set(frame[column][bad].astype(str)))[:5]}"
+                    )
+                X[:, i] = values
         return X
 
     def category_codes(self, values: pd.Series, column: str) -> np.ndarray:
@@ -343,9 +373,10 @@ class FeatureSpace:
         data = {}
         for i, column in enumerate(self.columns):
             if column in self.categories:
-                data[column] = np.asarray(self.categories[column], dtype=object)[
-                    X[:, i].astype(np.int64)
-                ]
+                values = np.asarray(self.categories[column], dtype=object)[X[:, i].astype(np.int64)]
+                if column in self.category_dtypes:
+                    values = pd.to_numeric(values).astype(self.category_dtypes[column])
+                data[column] = values
             else:
                 data[column] = X[:, i]
         return pd.DataFrame(data)
@@ -355,6 +386,7 @@ class FeatureSpace:
             "columns": self.columns,
             "categories": self.categories,
             "actionable": [asdict(spec) for spec in self.actionable],
+            "category_dtypes": self.category_dtypes,
         }
 
     @classmethod
@@ -363,4 +395,5 @@ class FeatureSpace:
             columns=list(spec["columns"]),
             categories={k: list(v) for k, v in spec["categories"].items()},
             actionable=tuple(FeatureSpec(**s) for s in spec["actionable"]),
+            category_dtypes=dict(spec.get("category_dtypes", {})),
         )

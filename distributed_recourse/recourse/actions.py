@@ -31,6 +31,9 @@ class ActionSpace:
         self.increase_only = np.array([f.direction == "increase" for f in features])
         self.decrease_only = np.array([f.direction == "decrease" for f in features])
         self.sentinel = self.low - 1.0
+        # Whole-number features clip to the whole numbers inside their bounds.
+        self.clip_low = np.where(self.integer, np.ceil(self.low), self.low)
+        self.clip_high = np.where(self.integer, np.floor(self.high), self.high)
 
     @property
     def n_features(self) -> int:
@@ -78,8 +81,8 @@ class ActionSpace:
         targets = np.where(self.decrease_only, np.minimum(current, targets), targets)
         keep = action == self.sentinel
         moved = np.where(self.is_con, added, np.where(keep, current, targets))
-        moved = np.clip(moved, self.low, self.high)
-        out[:, self.columns] = np.where(self.integer, np.round(moved), moved)
+        moved = np.where(self.integer, np.round(moved), moved)
+        out[:, self.columns] = np.clip(moved, self.clip_low, self.clip_high)
         return out
 
     def distance(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:

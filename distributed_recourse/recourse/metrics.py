@@ -1,7 +1,9 @@
 """Every recourse metric of DESIGN.md section 3, for two or more groups.
 
-Group statistics are computed from a `GroupTally` of counts. Tallies add up: over shards of
-one population (exactly), and over clusters for the population-wide terms of hybrid fairness.
+Group statistics are computed from a `GroupTally` of counts. Tallies of scopes that each have
+their own set add up to the population-wide terms of hybrid fairness (each person under their
+scope's set). Shards of one population under one set combine their per-action counts instead
+(`action_effectiveness`), then make one tally.
 Groups with nobody in a scope are left out of SR, PD and the ECR gap of that scope.
 """
 
