@@ -170,9 +170,11 @@ class RecourseEnv(gym.Env):
             res = self.weights.con_resolution
             scaled = -res + 2.0 * res * (value - low) / (high - low)
             scaled = np.clip(scaled + step, -res, res)
-            value = low + (scaled + res) / (2.0 * res) * (high - low)
-            if self.space.integer[f]:
-                value = np.round(value)
+            moved = low + (scaled + res) / (2.0 * res) * (high - low)
+            if self.space.integer[f] and step != 0.0:
+                # at least one unit, or a small-range integer feature could never move
+                moved = value + np.sign(step) * max(1.0, abs(np.round(moved - value)))
+            value = moved
         else:
             value = value + np.sign(step)
         self.state[j, f] = np.clip(value, low, high)

@@ -65,8 +65,8 @@ class StatsHub:
         ):
             self.best_seen[scope] = best_seen
         self.steps[scope] = max(steps, self.steps.get(scope, 0))
-        added = self._add(scope, entries)
-        if added and time.time() - self._saved_at >= self.save_every_s:
+        self._add(scope, entries)
+        if time.time() - self._saved_at >= self.save_every_s:
             self.save()
         return self.others(scope)
 

@@ -128,10 +128,11 @@ def sac_config(config: RunConfig, env_config: dict[str, Any], cpus: float):
             train_batch_size_per_learner=sac.batch_size,
             actor_lr=sac.actor_lr, critic_lr=sac.critic_lr, alpha_lr=sac.alpha_lr,
             tau=sac.tau, gamma=sac.gamma,
+            store_buffer_in_checkpoints=True,  # a restored trainer keeps what it learned from
         )
         .rl_module(
-            model_config={"fcnet_hiddens": list(sac.actor_hidden), "head_fcnet_hiddens": [],
-                          "q_hiddens": list(sac.critic_hidden)},
+            model_config={"fcnet_hiddens": list(sac.actor_hidden), "fcnet_activation": "relu",
+                          "head_fcnet_hiddens": [], "q_hiddens": list(sac.critic_hidden)},
             rl_module_spec=RLModuleSpec(module_class=DefaultSACTorchRLModule,
                                         catalog_class=recourse_catalog()),
         )
@@ -231,7 +232,7 @@ def train(
                 stop=stop,
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=config.train.checkpoint_every,
-                    checkpoint_at_end=True, num_to_keep=2),
+                    checkpoint_at_end=True),
                 failure_config=tune.FailureConfig(max_failures=config.train.max_failures),
                 callbacks=[progress_callback(config.train.env_steps)] if verbose else [],
                 verbose=0,
