@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from distributed_recourse.config import RunConfig
-from distributed_recourse.data import Dataset, load_dataset
+from distributed_recourse.data import Dataset, Schema, load_dataset
 from distributed_recourse.model import BlackBox, fairness_report, train_model
 
 WHOLE = "all"
@@ -116,6 +116,8 @@ class Prepared:
     """Everything later steps need, as saved under a run folder."""
 
     config: RunConfig
+    schema: Schema
+    """The dataset's schema: explanation validates new rows and finds their groups with it."""
     model: BlackBox
     population: Population
     clustering: Clustering
@@ -131,6 +133,7 @@ class Prepared:
         joblib.dump(self.clustering, folder / "prepared" / "clustering.joblib")
         joblib.dump(self.plausibility, folder / "prepared" / "plausibility.joblib")
         self.config.to_yaml(folder / "prepared" / "config.yaml")
+        self.schema.to_yaml(folder / "prepared" / "schema.yaml")
         (folder / "population.json").write_text(json.dumps(self.summary, indent=2))
 
     @classmethod
@@ -138,6 +141,7 @@ class Prepared:
         folder = Path(folder)
         return cls(
             RunConfig.from_yaml(folder / "prepared" / "config.yaml"),
+            Schema.from_yaml(folder / "prepared" / "schema.yaml"),
             BlackBox.load(folder / "prepared" / "model"),
             Population.load(folder / "prepared"),
             joblib.load(folder / "prepared" / "clustering.joblib"),
@@ -195,4 +199,4 @@ def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
             for c in range(config.population.clusters)
         },
     }
-    return Prepared(config, model, population, clustering, plausibility, summary)
+    return Prepared(config, dataset.schema, model, population, clustering, plausibility, summary)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from distributed_recourse.config import RunConfig
+from distributed_recourse.config import ConfigError, RunConfig
 from distributed_recourse.env import RecourseEnv, ScopeProblem
 from distributed_recourse.population import Prepared, prepare
 from distributed_recourse.recourse import metrics as M
@@ -165,13 +166,33 @@ def no_change_tally(problem: ScopeProblem, n_actions: int, phi: float) -> dict:
     return M.tally(flipped, problem.groups, len(problem.group_names), distinct, phi).to_dict()
 
 
+PREPARATION = ("dataset", "model", "population", "seed")
+"""Config sections that decide the prepared population; a run folder's must match."""
+
+
 def prepared_for(config: RunConfig, output: Path) -> Prepared:
-    """Reuse the population saved in `output`, or prepare and save it."""
-    if Prepared.exists(output):
-        return Prepared.load(output)
-    prepared = prepare(config)
-    prepared.save(output)
+    """Reuse the population saved in `output` (prepared from the same data, model and
+    clustering settings), or prepare and save it."""
+    if not Prepared.exists(output):
+        prepared = prepare(config)
+        prepared.save(output)
+        return prepared
+    prepared = Prepared.load(output)
+    saved, wanted = prepared.config.to_dict(), config.to_dict()
+    differ = [key for key in PREPARATION if saved[key] != wanted[key]]
+    if differ:
+        raise ConfigError(
+            f"{output} holds a population prepared with other {differ} settings; "
+            "use a new --output folder"
+        )
     return prepared
+
+
+def start_fresh(output: Path) -> None:
+    """A run that is not a resume starts with an empty archive and no old trials."""
+    shutil.rmtree(output / "tune" / EXPERIMENT, ignore_errors=True)
+    for name in ("stats.json", "summary.json", "archive.csv"):
+        (output / name).unlink(missing_ok=True)
 
 
 def train(
@@ -186,6 +207,8 @@ def train(
     output.mkdir(parents=True, exist_ok=True)
     limit_threads()
     started = time.time()
+    if not resume:
+        start_fresh(output)
     prepared = prepared_for(config, output)
     scopes = prepared.population.scope_names(config.level)
     by_scope = problems(prepared, scopes)

@@ -184,6 +184,9 @@ class Schema:
         out["drop"] = list(self.drop)
         return out
 
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
     def check(self) -> None:
         """Consistency of the schema on its own, before any data is seen."""
         names = [a.name for a in self.actionable]
