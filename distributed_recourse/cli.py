@@ -32,6 +32,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"written {Path(args.output) / 'summary.json'} and archive.csv")
 
 
+def cmd_tune(args: argparse.Namespace) -> None:
+    from distributed_recourse.sweep import SweepSpec, sweep
+
+    trials = sweep(SweepSpec.from_yaml(args.config), args.output, address=args.address,
+                   resume=args.resume)
+    print(trials.head(10).to_string(index=False))
+    print(f"written {Path(args.output) / 'trials.csv'}, pareto.csv, pareto.png, best.yaml")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from distributed_recourse.report import write_report
+
+    path = write_report(args.folder)
+    print(f"written {path}, {path.with_suffix('.html')} and {path.parent / 'plots'}")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from distributed_recourse.reproduce import reproduce
+
+    table = reproduce(args.dataset, args.output, budget_s=args.budget, env_steps=args.steps,
+                      data_path=args.data, address=args.address, resume=args.resume)
+    print(table.to_string(index=False))
+    print(f"written {Path(args.output) / 'RESULTS.md'} and results.csv")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="recourse", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -49,6 +74,30 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in OUTPUT")
     train.set_defaults(run=cmd_train)
+
+    tune = commands.add_parser("tune", help="Ray Tune sweep over reward weights")
+    tune.add_argument("--config", required=True, help="a sweep file (tune_configs/*_sweep.yaml)")
+    tune.add_argument("--output", required=True)
+    tune.add_argument("--address", default=None)
+    tune.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    tune.set_defaults(run=cmd_tune)
+
+    reproduce = commands.add_parser("reproduce", help="the paper's experiment grid on a dataset")
+    reproduce.add_argument("--dataset", required=True, choices=["adult", "alzheimer", "ssl"])
+    reproduce.add_argument("--output", required=True)
+    reproduce.add_argument("--data", default=None, help="the data file (needed for ssl)")
+    reproduce.add_argument("--budget", type=float, default=120.0,
+                           help="training seconds per scope and experiment")
+    reproduce.add_argument("--steps", type=int, default=40_000,
+                           help="env steps per scope and experiment at most")
+    reproduce.add_argument("--address", default=None)
+    reproduce.add_argument("--resume", action="store_true")
+    reproduce.set_defaults(run=cmd_reproduce)
+
+    report = commands.add_parser("report", help="a run folder as report.md and report.html")
+    report.add_argument("--run", dest="folder", required=True,
+                        help="the output folder of a train, tune or reproduce run")
+    report.set_defaults(run=cmd_report)
     return root
 
 

@@ -58,6 +58,9 @@ class PopulationConfig:
     """Cluster on standardised features (the reference clusters raw features)."""
     max_affected: int | None = None
     """Keep at most this many affected people (a seeded sample), for quick runs and tests."""
+    holdout: bool = False
+    """Search on a random half of the affected people and also measure the final sets on the
+    other half (`heldout` in summary.json); the paper measures in-sample only."""
 
 
 @dataclass

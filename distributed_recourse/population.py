@@ -4,7 +4,7 @@ and `prepare`, which builds and saves all of it with the model for the steps tha
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,9 @@ class Prepared:
     plausibility: IsolationForest
     """Outlier detector fitted on the favourable class: a counterfactual it accepts is plausible."""
     summary: dict[str, Any]
+    holdout: Population | None = None
+    """Affected people of the other half of the test split, never searched on: final sets
+    are also measured on them (`population.holdout`)."""
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -135,6 +138,9 @@ class Prepared:
         self.config.to_yaml(folder / "prepared" / "config.yaml")
         self.schema.to_yaml(folder / "prepared" / "schema.yaml")
         (folder / "population.json").write_text(json.dumps(self.summary, indent=2))
+        if self.holdout is not None:
+            (folder / "prepared" / "holdout").mkdir(exist_ok=True)
+            self.holdout.save(folder / "prepared" / "holdout")
 
     @classmethod
     def load(cls, folder: str | Path) -> Prepared:
@@ -147,7 +153,23 @@ class Prepared:
             joblib.load(folder / "prepared" / "clustering.joblib"),
             joblib.load(folder / "prepared" / "plausibility.joblib"),
             json.loads((folder / "population.json").read_text()),
+            Population.load(folder / "prepared" / "holdout")
+            if (folder / "prepared" / "holdout").is_dir() else None,
         )
+
+    def reclustered(self, n_clusters: int) -> Prepared:
+        """The same people, model and data, clustered into another number of clusters."""
+        p = self.population
+        clustering = Clustering(n_clusters, self.config.population.standardize,
+                                self.config.seed).fit(p.X)
+        population = Population(p.X, p.groups, p.group_names, clustering.assign(p.X), p.row_ids)
+        holdout = self.holdout
+        if holdout is not None:
+            holdout = replace(holdout, clusters=clustering.assign(holdout.X))
+        config = replace(self.config, population=replace(self.config.population,
+                                                         clusters=n_clusters))
+        return replace(self, config=config, population=population, clustering=clustering,
+                       holdout=holdout)
 
     @staticmethod
     def exists(folder: str | Path) -> bool:
@@ -175,13 +197,21 @@ def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
                           metrics={k: v for k, v in audit.items() if k != "groups"})
 
     affected = test[~predicted]
+    sampler = np.random.default_rng(config.seed)
+    held = np.array([], dtype=np.int64)
+    if config.population.holdout:
+        half = sampler.random(len(affected)) < 0.5
+        affected, held = affected[half], affected[~half]
     if config.population.max_affected and len(affected) > config.population.max_affected:
-        sampler = np.random.default_rng(config.seed)
         affected = np.sort(sampler.choice(affected, config.population.max_affected, replace=False))
     clustering = Clustering(config.population.clusters, config.population.standardize,
                             config.seed).fit(X[affected])
-    population = Population(X[affected], groups[affected], group_names,
-                            clustering.assign(X[affected]), affected)
+
+    def people(rows: np.ndarray) -> Population:
+        return Population(X[rows], groups[rows], group_names, clustering.assign(X[rows]), rows)
+
+    population = people(affected)
+    holdout = people(held) if config.population.holdout else None
     plausibility = IsolationForest(random_state=config.seed).fit(X[train][y[train]])
 
     summary = {
@@ -199,4 +229,7 @@ def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
             for c in range(config.population.clusters)
         },
     }
-    return Prepared(config, dataset.schema, model, population, clustering, plausibility, summary)
+    if holdout is not None:
+        summary["holdout"] = {"n": len(held), "groups": holdout.group_sizes()}
+    return Prepared(config, dataset.schema, model, population, clustering, plausibility, summary,
+                    holdout)

@@ -8,6 +8,7 @@ from the archive -> exact evaluation -> summary.json, archive.csv.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import pandas as pd
 
 from distributed_recourse.config import ConfigError, RunConfig
 from distributed_recourse.env import RecourseEnv, ScopeProblem
-from distributed_recourse.population import Prepared, prepare
+from distributed_recourse.population import Population, Prepared, prepare
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.archive import best_entry
@@ -29,6 +30,7 @@ from distributed_recourse.recourse.evaluation import (
     evaluate_scope,
     population_summary,
 )
+from distributed_recourse.report import describe_features
 from distributed_recourse.runtime import connect, limit_threads
 from distributed_recourse.stats import RemoteStats, start_actor
 
@@ -157,6 +159,34 @@ def problems(prepared: Prepared, scopes: list[str]) -> dict[str, ScopeProblem]:
     return out
 
 
+def start_hub(name: str, checkpoint: Path, config: RunConfig, by_scope: dict[str, ScopeProblem]):
+    """The central statistics actor, seeded with every scope's no-change tally."""
+    import ray
+
+    hub = start_actor(name, str(checkpoint), config.train.selection)
+    ray.get([hub.register.remote(scope, no_change_tally(problem, config.reward.n_actions,
+                                                        config.reward.phi))
+             for scope, problem in by_scope.items()])
+    return hub
+
+
+def scope_env_config(
+    config: RunConfig, by_scope: dict[str, ScopeProblem], stats_name: str, cpus: float
+) -> dict[str, Any]:
+    """What every scope's environment is built from; `scope` picks its problem."""
+    import ray
+
+    return {
+        "problems": {name: [ray.put(problem)] for name, problem in by_scope.items()},
+        "weights": config.reward.to_dict(),
+        "hybrid": config.level == "hybrid",
+        "stats": RemoteStats(stats_name),
+        "sync_steps": config.train.stats_sync_steps,
+        "model_threads": max(1, int(cpus)),
+        "seed": config.seed,
+    }
+
+
 def no_change_tally(problem: ScopeProblem, n_actions: int, phi: float) -> dict:
     """The tally of a set that changes nothing (one model call: the affected stay affected)."""
     flipped = np.asarray(problem.model.favourable(problem.X), dtype=bool)
@@ -214,24 +244,11 @@ def train(
     by_scope = problems(prepared, scopes)
 
     ray = connect(address)
-    stats_name = f"recourse-stats-{abs(hash(str(output))) % 10**8}"
-    hub = start_actor(stats_name, str(output / "stats.json"), config.train.selection)
-    for name, problem in by_scope.items():
-        hub.register.remote(name, no_change_tally(problem, config.reward.n_actions,
-                                                  config.reward.phi))
-    refs = {name: ray.put(problem) for name, problem in by_scope.items()}
-
+    stats_name = "recourse-stats-" + hashlib.sha1(str(output).encode()).hexdigest()[:10]
+    hub = start_hub(stats_name, output / "stats.json", config, by_scope)  # alive while held
     cpus = config.train.cpus_per_trainer or ray.cluster_resources().get("CPU", 1) / len(scopes)
-    env_config = {
-        "scope": tune.grid_search(scopes),
-        "problems": {name: [ref] for name, ref in refs.items()},
-        "weights": config.reward.to_dict(),
-        "hybrid": config.level == "hybrid",
-        "stats": RemoteStats(stats_name),
-        "sync_steps": config.train.stats_sync_steps,
-        "model_threads": max(1, int(cpus)),
-        "seed": config.seed,
-    }
+    env_config = scope_env_config(config, by_scope, stats_name, cpus)
+    env_config["scope"] = tune.grid_search(scopes)
     param_space = sac_config(config, env_config, cpus)
     stop = {STEPS_KEY: config.train.env_steps}
     if config.train.time_budget_s:
@@ -284,55 +301,71 @@ def summarize(
     config: RunConfig, prepared: Prepared, scopes: list[str], snapshot: dict[str, Any],
     trials: dict[str, dict], wall_s: float,
 ) -> dict[str, Any]:
-    """Pick each scope's final set and measure it exactly, per scope and over the population."""
+    """Pick each scope's final set and measure it exactly, per scope and over the population
+    (and over the held-out people, when the population was split)."""
     weights = config.reward
     space = ActionSpace(prepared.model.space.actionable, weights.n_actions)
-    population = prepared.population
-    favourable = prepared.model.favourable
-    scope_summaries, tallies = {}, []
-    chosen_cost = np.full(len(population.X), np.inf)
-    chosen = np.full(len(population.X), -1)
-    sparsity = np.zeros(len(population.X), dtype=np.int64)
-    plausible = np.zeros(len(population.X), dtype=bool)
+    sets, met = {}, {}
     for name in scopes:
-        mask = population.members(name)
-        scope = population.scope(name)
         entry = best_entry(snapshot["archive"].get(name, []), config.train.selection)
-        met = entry is not None
+        met[name] = entry is not None
         entry = entry or snapshot.get("best_seen", {}).get(name)
-        action_set = np.array(entry["set"]) if entry else space.initial_set()
-        summary, outcome, tally = evaluate_scope(space, scope.X, scope.groups,
-                                                 scope.group_names, action_set, favourable,
-                                                 weights)
-        people = M.person_outcome(outcome)
+        sets[name] = np.array(entry["set"]) if entry else space.initial_set()
+    scope_summaries, population = measure(prepared, prepared.population, sets, space, weights)
+    for name, summary in scope_summaries.items():
         trial = trials.get(name, {})
         steps, seconds = trial.get("env_steps", 0), trial.get("time_s", 0.0)
         summary.update(
-            met_done=met,
+            met_done=met[name],
             archived=len(snapshot["archive"].get(name, [])),
             env_steps=steps,
             env_steps_per_s=steps / seconds if seconds else 0.0,
             train_s=seconds,
             error=trial.get("error"),
-            set=action_set.tolist(),
+            set=sets[name].tolist(),
         )
-        scope_summaries[name] = summary
-        tallies.append(tally)
-        chosen[mask], chosen_cost[mask], sparsity[mask] = people.chosen, people.cost, people.sparsity
-        cf = counterfactuals(space, scope.X, action_set, people.chosen)
-        plausible[mask] = prepared.plausibility.predict(cf) == 1
-    everyone = M.PersonOutcome(chosen >= 0, chosen, chosen_cost, sparsity)
-    return {
+    summary = {
         "dataset": prepared.summary["dataset"],
         "level": config.level,
         "reward": weights.reward,
         "effectiveness": weights.effectiveness,
+        "features": describe_features(prepared.model.space),
         "wall_s": wall_s,
         "scopes": scope_summaries,
-        "population": population_summary(tallies, everyone, population.groups,
-                                          population.group_names, weights, plausible),
-        "config": config.to_dict(),
+        "population": population,
     }
+    if prepared.holdout is not None:
+        summary["heldout"] = measure(prepared, prepared.holdout, sets, space, weights)[1]
+    summary["config"] = config.to_dict()
+    return summary
+
+
+def measure(
+    prepared: Prepared, population: Population, sets: dict[str, np.ndarray],
+    space: ActionSpace, weights,
+) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Each scope's set on its people, and everyone under their own scope's set."""
+    favourable = prepared.model.favourable
+    scope_summaries, tallies = {}, []
+    n = len(population.X)
+    chosen, cost = np.full(n, -1), np.full(n, np.inf)
+    sparsity, plausible = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+    for name, action_set in sets.items():
+        mask = population.members(name)
+        scope = population.scope(name)
+        summary, outcome, tally = evaluate_scope(space, scope.X, scope.groups,
+                                                 scope.group_names, action_set, favourable,
+                                                 weights)
+        people = M.person_outcome(outcome)
+        scope_summaries[name] = summary
+        tallies.append(tally)
+        chosen[mask], cost[mask], sparsity[mask] = people.chosen, people.cost, people.sparsity
+        if mask.any():
+            cf = counterfactuals(space, scope.X, action_set, people.chosen)
+            plausible[mask] = prepared.plausibility.predict(cf) == 1
+    everyone = M.PersonOutcome(chosen >= 0, chosen, cost, sparsity)
+    return scope_summaries, population_summary(tallies, everyone, population.groups,
+                                               population.group_names, weights, plausible)
 
 
 def write_outputs(output: Path, summary: dict[str, Any], snapshot: dict[str, Any]) -> None:
