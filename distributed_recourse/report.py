@@ -184,10 +184,11 @@ class Document:
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;"
-    "line-height:1.45;color:#222}table{border-collapse:collapse;margin:.5rem 0 1rem}"
-    "th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}th{background:#f3f3f3}"
-    "img{max-width:100%}figcaption{color:#555;font-size:.9rem}pre{background:#f6f6f6;padding:1rem;"
-    "overflow-x:auto}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}"
+    "line-height:1.45;color:#222}table{border-collapse:collapse;margin:.5rem 0 1rem;display:block;"
+    "overflow-x:auto}th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}"
+    "th{background:#f3f3f3}img{max-width:100%}figcaption{color:#555;font-size:.9rem}"
+    "pre{background:#f6f6f6;padding:1rem;overflow-x:auto}"
+    "h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}"
 )
 
 
@@ -330,6 +331,11 @@ def headline(summary: dict[str, Any], config: RunConfig) -> str:
             "every actionable feature across its whole range)"
             + (f"; {pct(p['plausibility'])} of these counterfactuals look like people the model "
                "accepts" if p["plausibility"] is not None else ""))
+    held = summary.get("heldout")
+    if held is not None:
+        sentences.append(f"On the {held['n']:,} affected people held out from the search, "
+                         f"{pct(held['validity'])} have an action that works and the success rate "
+                         f"differs by {points(held['PD'])} points between groups")
     missed = [name for name, s in summary["scopes"].items() if not s["met_done"]]
     if missed:
         sentences.append(f"No successful set ({goal_text(config)}) was found for "
@@ -368,13 +374,16 @@ def population_section(doc: Document, info: dict[str, Any]) -> None:
     model = info["model"]
     doc.heading("The model and the affected people")
     doc.text(f"The {model['kind']} model is {pct(model['accuracy'])} accurate on the "
-             f"{info['n_test']:,} held-out rows of {info['dataset']} ({info['n_rows']:,} rows). "
+             f"{info['n_test']:,} test rows of {info['dataset']} ({info['n_rows']:,} rows), which "
+             "it was not trained on. "
              f"Its own fairness: the favourable-outcome rate differs by "
              f"{points(model['demographic_parity_difference'])} points between groups "
              f"(demographic parity difference), its true or false positive rate by up to "
              f"{points(model['equalized_odds_difference'])} points (equalised odds difference). "
-             f"It turns down {info['affected']['n']:,} held-out people: they are the affected "
-             f"people recourse is sought for, in {len(info['clusters'])} clusters.")
+             f"Recourse is sought for {info['affected']['n']:,} test people it turns down (the "
+             f"affected people), in {len(info['clusters'])} clusters"
+             + (f"; {info['holdout']['n']:,} more are held out from the search to measure its "
+                "sets on unseen people." if "holdout" in info else "."))
     clusters = list(info["clusters"])
     rows = []
     for group, n in info["affected"]["groups"].items():
@@ -382,7 +391,7 @@ def population_section(doc: Document, info: dict[str, Any]) -> None:
         rows.append([group, g.get("n", "-"), pct(g.get("favourable_rate")), pct(g.get("tpr")),
                      pct(g.get("fpr")), f"{n:,}",
                      *(info["clusters"][c]["groups"].get(group, 0) for c in clusters)])
-    doc.table(["group", "held-out rows", "favourable rate", "true positive rate",
+    doc.table(["group", "test rows", "favourable rate", "true positive rate",
                "false positive rate", "affected", *(f"in {c}" for c in clusters)], rows)
 
 
@@ -395,13 +404,17 @@ def scopes_section(doc: Document, summary: dict[str, Any], config: RunConfig) ->
              "between groups. ECR gap: the largest gap between groups in the share of the set's "
              "actions that are an effective choice for them. Gower: the mean distance of the "
              "actions that work (0 is no change). Each scope is measured on its own people; "
-             "the population row puts each person under their own scope's set.")
+             "the population row puts each person under their own scope's set, and the held-out "
+             "row (when the run held people out) does the same for affected people the search "
+             "never saw.")
     rows = [[name, f"{s['n']:,}", pct(s["SR"]), points(s["PD"]), points(s["ECR_gap"]),
              fmt(s["gower_active"]), f"{s['n_active']} of {len(s['actions'])}",
              "yes" if s["met_done"] else "no", s["archived"], f"{s['env_steps']:,}",
              fmt(s["env_steps_per_s"], 1)] for name, s in summary["scopes"].items()]
-    rows.append(["population", f"{p['n']:,}", pct(p["SR"]), points(p["PD"]), points(p["ECR_gap"]),
-                 "", "", "", "", "", ""])
+    for name, q in (("population", p), ("held-out people", summary.get("heldout"))):
+        if q is not None:
+            rows.append([name, f"{q['n']:,}", pct(q["SR"]), points(q["PD"]), points(q["ECR_gap"]),
+                         "", "", "", "", "", ""])
     doc.table(["scope", "people", "SR", "PD (points)", "ECR gap (points)", "Gower (active)",
                "active actions", "goal met", "successful sets", "steps", "steps/s"], rows)
     within, cost = p["effectiveness_within_budget"], p["cost_of_effectiveness"]
@@ -567,9 +580,12 @@ def train_report(doc: Document, run: Path) -> None:
 
 
 # --------------------------------------------------------------------- sweeps, reproductions
-def frame_rows(frame: pd.DataFrame) -> list[list[str]]:
-    return [[fmt(v) if isinstance(v, float) and not np.isnan(v) else ("-" if pd.isna(v) else v)
-             for v in row] for row in frame.itertuples(index=False)]
+def frame_table(doc: Document, frame: pd.DataFrame) -> None:
+    """A CSV written by another command as a table, without its empty columns and file paths."""
+    frame = frame.drop(columns=["path"], errors="ignore").dropna(axis=1, how="all")
+    doc.table([str(c).removeprefix("param:") for c in frame.columns],
+              [[fmt(v) if isinstance(v, float) and not np.isnan(v) else ("-" if pd.isna(v) else v)
+                for v in row] for row in frame.itertuples(index=False)])
 
 
 def sweep_report(doc: Document, run: Path, shown: int = 20) -> None:
@@ -595,24 +611,32 @@ def sweep_report(doc: Document, run: Path, shown: int = 20) -> None:
     if front is not None:
         doc.heading("Pareto front", 3)
         doc.text(f"{len(front)} trials no other trial beats on every objective at once.")
-        doc.table(list(front.columns), frame_rows(front))
+        frame_table(doc, front)
     if trials is not None:
         if "objective" in trials:
             trials = trials.sort_values("objective", ascending=False)
         doc.heading("Trials", 3)
         doc.text(f"{len(trials)} trials" + (f"; the {shown} with the highest objective shown"
                                              if len(trials) > shown else "") + ".")
-        doc.table(list(trials.columns), frame_rows(trials.head(shown)))
+        frame_table(doc, trials.head(shown))
 
 
 def reproduce_report(doc: Document, run: Path) -> None:
     """A reproduction of the paper's figures: results.csv and RESULTS.md."""
     doc.heading("Reproduction")
-    if (run / "results.csv").is_file():
-        results = pd.read_csv(run / "results.csv")
-        doc.table(list(results.columns), frame_rows(results))
+    table = (run / "results.csv").is_file()
     if (run / "RESULTS.md").is_file():
-        doc.verbatim((run / "RESULTS.md").read_text())
+        for paragraph in (run / "RESULTS.md").read_text().split("\n\n"):
+            paragraph = paragraph.strip()
+            if paragraph.startswith("#"):
+                doc.heading(paragraph.lstrip("#").strip(), 3)
+            elif paragraph.startswith("|"):
+                if not table:  # else results.csv below is the same table
+                    doc.verbatim(paragraph)
+            elif paragraph:
+                doc.text(paragraph)
+    if table:
+        frame_table(doc, pd.read_csv(run / "results.csv"))
 
 
 KINDS: list[tuple[tuple[str, ...], Callable[[Document, Path], None]]] = [

@@ -4,6 +4,7 @@ and the readable action text."""
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -41,21 +42,23 @@ def archived(prepared, config, space, scope: str, changes: list[dict], step: int
 
 @pytest.fixture(scope="module")
 def runs(tiny_config, tmp_path_factory):
-    """Two train run folders on one prepared population: one with an archive, one without."""
-    prepared = prepare(tiny_config)
+    """Two train run folders on one prepared population (some people held out from the search):
+    one with an archive, one without."""
+    config = replace(tiny_config, population=replace(tiny_config.population, holdout=True))
+    prepared = prepare(config)
     space = ActionSpace(prepared.model.space.actionable, tiny_config.reward.n_actions)
     scopes = prepared.population.scope_names(tiny_config.level)
     trials = {name: {"env_steps": 600, "time_s": 12.0} for name in scopes}
     weaker = [{"MMSE": 4.4}, {}, {}, {}]
     snapshot = {"archive": {
-        "cluster-0": [archived(prepared, tiny_config, space, "cluster-0", weaker, 150),
-                      archived(prepared, tiny_config, space, "cluster-0", FINAL, 420)],
-        "cluster-1": [archived(prepared, tiny_config, space, "cluster-1", FINAL, 300)],
+        "cluster-0": [archived(prepared, config, space, "cluster-0", weaker, 150),
+                      archived(prepared, config, space, "cluster-0", FINAL, 420)],
+        "cluster-1": [archived(prepared, config, space, "cluster-1", FINAL, 300)],
     }}
     found, empty = tmp_path_factory.mktemp("found"), tmp_path_factory.mktemp("empty")
     for folder, snap in ((found, snapshot), (empty, {"archive": {}, "best_seen": {}})):
         prepared.save(folder)
-        summary = summarize(tiny_config, prepared, scopes, snap, trials, 30.0)
+        summary = summarize(config, prepared, scopes, snap, trials, 30.0)
         write_outputs(folder, summary, snap)
     return found, empty
 
@@ -68,7 +71,7 @@ def test_train_report_reads_without_opening_json(runs):
     summary = json.loads((found / "summary.json").read_text())
     p = summary["population"]
     valid = round(p["validity"] * p["n"])
-    assert f"Under hybrid fairness, {100 * valid / 80:.1f}% of the 80 affected people" in md
+    assert f"Under hybrid fairness, {100 * p['validity']:.1f}% of the {p['n']} affected people" in md
     rates = {g: v["effectiveness"] for g, v in p["groups"].items()}
     assert f"differs by {100 * p['PD']:.1f} points between" in md
     assert all(f"{name} ({100 * rate:.1f}%)" in md for name, rate in rates.items())
@@ -78,9 +81,13 @@ def test_train_report_reads_without_opening_json(runs):
     assert "| 4 | no change |" in md
     assert "picked from 2 successful sets" in md and "picked from 1 successful set)" in md
     assert "| cluster-0 | 2 | 150 |" in md  # progress: two archived sets, the first at step 150
+    held = summary["heldout"]
+    assert f"On the {held['n']} affected people held out from the search" in md
+    assert f"| held-out people | {held['n']} | {100 * held['SR']:.1f}% |" in md
     # the re-evaluated people agree with the summary's exact evaluation
-    rows = [line for line in md.splitlines() if line.startswith(("| Female | 40 |", "| Male | 40 |"))]
-    assert sum(int(row.split("|")[3]) for row in rows) == valid
+    distances = md.split("## How far people have to go")[1].split("\n## ")[0]
+    rows = [line for line in distances.splitlines() if line.startswith(("| Female |", "| Male |"))]
+    assert len(rows) == 2 and sum(int(row.split("|")[3]) for row in rows) == valid
 
     plots = ["effectiveness", "choice", "gower", "progress"]
     for name in plots:
@@ -123,20 +130,25 @@ def test_cli_report(runs, tmp_path, capsys):
 
 
 def test_sweep_and_reproduce_folders_render_what_they_hold(tmp_path):
-    trials = pd.DataFrame({"param:reward.pd": [0.5, 1.0, 2.0], "objective": [0.2, 0.6, 0.4],
-                           "SR": [0.9, 0.85, 0.7], "PD": [0.2, 0.05, 0.01],
-                           "ECR_gap": [0.0, 0.25, 0.0], "gower_chosen": [0.1, 0.12, 0.2]})
+    trials = pd.DataFrame({"param:reward.pd": [0.5, 1.0, 2.0], "path": ["/tmp/t0", "/t1", "/t2"],
+                           "objective": [0.2, 0.6, 0.4], "SR": [0.9, 0.85, 0.7],
+                           "PD": [0.2, 0.05, 0.01], "ECR_gap": [0.0, 0.25, 0.0],
+                           "gower_chosen": [0.1, 0.12, 0.2], "error": [None, None, None]})
     trials.to_csv(tmp_path / "trials.csv", index=False)
-    trials.iloc[[0, 1, 2]].to_csv(tmp_path / "pareto.csv", index=False)
-    pd.DataFrame({"dataset": ["adult"], "SR": [0.971], "paper SR": [0.96]}).to_csv(
+    trials.iloc[[0, 2]].to_csv(tmp_path / "pareto.csv", index=False)
+    pd.DataFrame({"experiment": ["hybrid EE-ECR micro"], "SR": [0.971]}).to_csv(
         tmp_path / "results.csv", index=False)
-    (tmp_path / "RESULTS.md").write_text("Reproduced within 2 points.\n")
+    (tmp_path / "RESULTS.md").write_text(
+        "# Reproducing the paper on adult\n\nReproduced within 2 points.\n\n"
+        "| experiment | SR |\n|---|---|\n| hybrid EE-ECR micro | 0.971 |\n")
     md = write_report(tmp_path).read_text()
     assert "## Sweep" in md and "## Reproduction" in md
+    assert "| reward.pd | objective | SR | PD | ECR_gap | gower_chosen |" in md  # no path, no error
+    assert "2 trials no other trial beats" in md
     trials_table = md.split("### Trials")[1]
     assert trials_table.index("| 1.000 | 0.600 |") < trials_table.index("| 2.000 | 0.400 |")
-    assert "| adult | 0.971 | 0.960 |" in md
-    assert "Reproduced within 2 points." in md
+    assert "### Reproducing the paper on adult" in md and "Reproduced within 2 points." in md
+    assert md.count("| hybrid EE-ECR micro | 0.971 |") == 1
     assert (tmp_path / "plots" / "sweep.png").read_bytes().startswith(PNG)
 
 
