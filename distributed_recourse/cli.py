@@ -29,7 +29,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     config = RunConfig.from_yaml(args.config)
     summary = train(config, args.output, address=args.address, resume=args.resume)
     print(summary_table(summary))
-    print(f"written {Path(args.output) / 'summary.json'} and archive.csv")
+    print(f"written {Path(args.output) / 'summary.json'}, archive.csv and {report(args.output)}")
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
@@ -38,13 +38,19 @@ def cmd_tune(args: argparse.Namespace) -> None:
     trials = sweep(SweepSpec.from_yaml(args.config), args.output, address=args.address,
                    resume=args.resume)
     print(trials.head(10).to_string(index=False))
-    print(f"written {Path(args.output) / 'trials.csv'}, pareto.csv, pareto.png, best.yaml")
+    print(f"written {Path(args.output) / 'trials.csv'}, pareto.csv, best.yaml and "
+          f"{report(args.output)}")
+
+
+def report(folder: str) -> Path:
+    """Every run command ends with the report a person reads (report.md, report.html)."""
+    from distributed_recourse.report import write_report
+
+    return write_report(folder)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from distributed_recourse.report import write_report
-
-    path = write_report(args.folder)
+    path = report(args.folder)
     print(f"written {path}, {path.with_suffix('.html')} and {path.parent / 'plots'}")
 
 
@@ -54,7 +60,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     table = reproduce(args.dataset, args.output, budget_s=args.budget, env_steps=args.steps,
                       data_path=args.data, address=args.address, resume=args.resume)
     print(table.to_string(index=False))
-    print(f"written {Path(args.output) / 'RESULTS.md'} and results.csv")
+    print(f"written {Path(args.output) / 'RESULTS.md'}, results.csv and {report(args.output)}")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from distributed_recourse.config import ConfigError, RunConfig
-from distributed_recourse.data.schema import FeatureSpace
 from distributed_recourse.population import Prepared
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
@@ -61,15 +60,6 @@ def duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def describe_features(space: FeatureSpace) -> Features:
-    """What reading an action needs to know of each actionable feature (kept in summary.json)."""
-    return {
-        f.name: {"kind": f.kind, "direction": f.direction,
-                 **({"categories": space.categories[f.name]} if f.kind == "cat" else {})}
-        for f in space.actionable
-    }
 
 
 def change_text(name: str, value: float, feature: dict[str, Any]) -> str:
@@ -572,7 +562,7 @@ def train_report(doc: Document, run: Path) -> None:
     run_section(doc, summary, config)
     population_section(doc, prepared.summary)
     scopes_section(doc, summary, config)
-    actions_section(doc, summary, describe_features(prepared.model.space), again, group_names,
+    actions_section(doc, summary, prepared.model.space.describe_actionable(), again, group_names,
                     config.reward.phi)
     effectiveness_section(doc, summary, group_names, plots, config)
     gower_section(doc, again, group_names, plots)

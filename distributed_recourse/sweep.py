@@ -205,7 +205,8 @@ def sweep(
     spec: SweepSpec, output: str | Path, address: str | None = None, resume: bool = False,
     verbose: int = 1,
 ) -> pd.DataFrame:
-    """Run the sweep; write trials.csv, pareto.csv, pareto.png and best.yaml into `output`."""
+    """Run the sweep; write trials.csv, pareto.csv and best.yaml into `output` (the report
+    plots the front)."""
     from ray import tune
 
     output = Path(output).resolve()
@@ -253,7 +254,6 @@ def sweep(
     atomic_write(output / "trials.csv", trials.to_csv(index=False))
     front = pareto_front(trials.dropna(subset=["SR", "PD"]))
     atomic_write(output / "pareto.csv", front.to_csv(index=False))
-    plot_pareto(trials, front, output / "pareto.png")
     params = {key.removeprefix("param:"): to_python(value)
               for key, value in trials.iloc[0].items() if key.startswith("param:")}
     spec.configure(params).to_yaml(output / "best.yaml")
@@ -265,24 +265,6 @@ def sweep(
 def to_python(value: Any) -> Any:
     """numpy scalars from a DataFrame back to plain YAML-able values."""
     return value.item() if hasattr(value, "item") else value
-
-
-def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4.5))
-    axis.scatter(trials["PD"], trials["SR"], c="lightgray", label="trial")
-    axis.scatter(front["PD"], front["SR"], c="tab:red", label="Pareto front (SR, PD, Gower)")
-    axis.set_xlabel("PD (gap in effectiveness between groups)")
-    axis.set_ylabel("SR (population success rate)")
-    axis.legend()
-    axis.set_title("Sweep: success against fairness")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def sweep_progress():

@@ -30,7 +30,6 @@ from distributed_recourse.recourse.evaluation import (
     evaluate_scope,
     population_summary,
 )
-from distributed_recourse.report import describe_features
 from distributed_recourse.runtime import connect, limit_threads
 from distributed_recourse.stats import RemoteStats, start_actor
 
@@ -329,7 +328,7 @@ def summarize(
         "level": config.level,
         "reward": weights.reward,
         "effectiveness": weights.effectiveness,
-        "features": describe_features(prepared.model.space),
+        "features": prepared.model.space.describe_actionable(),
         "wall_s": wall_s,
         "scopes": scope_summaries,
         "population": population,
@@ -382,7 +381,10 @@ def write_outputs(output: Path, summary: dict[str, Any], snapshot: dict[str, Any
             for group, value in entry["effective_actions"].items():
                 row[f"effective_actions[{group}]"] = value
             rows.append(row)
-    atomic_write(output / "archive.csv", pd.DataFrame(rows).to_csv(index=False))
+    columns = ["scope", "step", "elapsed_s", "SR", "PD", "ECR_gap", "n_active", "gower_active",
+               "gower_nonactive", "reward", "time", "actions"]
+    archive = pd.DataFrame(rows, columns=None if rows else columns)
+    atomic_write(output / "archive.csv", archive.to_csv(index=False))
     atomic_write(output / "summary.json", json.dumps(summary, indent=2))
 
 

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from distributed_recourse.config import ConfigError, RunConfig
+from distributed_recourse.report import write_report
 from distributed_recourse.sweep import SweepSpec, objective, pareto_front, sweep, with_value
 
 ROOT = Path(__file__).parent.parent
@@ -72,7 +73,8 @@ def test_a_short_sweep_writes_trials_pareto_and_a_trainable_best_config(ray_sess
     assert trials["objective"].is_monotonic_decreasing
     for column in ("SR", "PD", "ECR_gap", "gower_chosen"):
         assert trials[column].notna().all()
-    assert (tmp_path / "pareto.png").stat().st_size > 0
+    report = write_report(tmp_path).read_text()
+    assert "Pareto" in report and (tmp_path / "plots" / "sweep.png").stat().st_size > 0
     front = pd.read_csv(tmp_path / "pareto.csv")
     assert 1 <= len(front) <= 2
     best = RunConfig.from_yaml(tmp_path / "best.yaml")
