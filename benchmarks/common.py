@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import yaml
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).parent.parent
 
 from distributed_recourse.config import RunConfig  # noqa: E402
 from distributed_recourse.env import RecourseEnv, ScopeProblem  # noqa: E402
@@ -34,3 +41,20 @@ def seconds_per_call(function: Callable[[], object], repeats: int = 20) -> float
         function()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+def adult_run(run: str | None, steps: int = 600) -> Path:
+    """A trained Adult run: `run` if given, else a short one trained now in a temporary folder
+    (tune_configs/adult.yaml with `steps` env steps per scope), by `recourse train` in its own
+    process so that the caller's measurements start from a fresh Ray."""
+    if run:
+        return Path(run)
+    folder = Path(tempfile.mkdtemp(prefix="adult_run_"))
+    spec = yaml.safe_load((ROOT / "tune_configs" / "adult.yaml").read_text())
+    spec["train"] = {**spec.get("train", {}), "env_steps": steps, "time_budget_s": 180}
+    (folder / "config.yaml").write_text(yaml.safe_dump(spec))
+    print(f"training a short Adult run ({steps} steps per scope) in {folder / 'run'} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "distributed_recourse.cli", "train", "--config",
+                    str(folder / "config.yaml"), "--output", str(folder / "run")],
+                   check=True, stdout=subprocess.DEVNULL, env={**os.environ, "RAY_ADDRESS": ""})
+    return folder / "run"

@@ -63,6 +63,15 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     print(f"written {Path(args.output) / 'RESULTS.md'}, results.csv and {report(args.output)}")
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    from distributed_recourse.batch import explain_batch
+
+    manifest = explain_batch(args.run_dir, args.input, args.output, address=args.address,
+                             alternatives=args.alternatives, block_rows=args.block_rows)
+    print(json.dumps(manifest, indent=2))
+    print(f"written {Path(args.output) / 'data'}, rejected/ and manifest.json")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="recourse", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -104,6 +113,20 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--run", dest="folder", required=True,
                         help="the output folder of a train, tune or reproduce run")
     report.set_defaults(run=cmd_report)
+
+    explain = commands.add_parser("explain", help="recourse for every row of a table, on Ray Data")
+    explain.add_argument("--run", dest="run_dir", required=True,
+                         help="a trained run folder, or an explainer saved by FairRecourse.save")
+    explain.add_argument("--input", required=True, help="a CSV or Parquet file, or a folder of them")
+    explain.add_argument("--output", required=True,
+                         help="folder for data/, rejected/ and manifest.json; rerun to finish")
+    explain.add_argument("--address", default=None,
+                         help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    explain.add_argument("--alternatives", type=int, default=2,
+                         help="next-best flipping actions to report per person")
+    explain.add_argument("--block-rows", type=int, default=50_000,
+                         help="rows per block read (memory per worker against overhead)")
+    explain.set_defaults(run=cmd_explain)
     return root
 
 

@@ -1,0 +1,432 @@
+"""Batch explanation on Ray Data: a CSV or Parquet file (or a folder of them) in, Parquet out.
+
+Flow of `explain_batch`: plan (list the input files, count their rows, fail fast on a missing
+column; see what an earlier attempt on the same output committed) -> `InputFiles` streams the
+rows not yet committed, in blocks -> `ExplainBatches` actors (one per CPU, the explainer sent
+once through the object store) validate, assign scopes and choose counterfactuals
+(`Explainer.explain`) -> `ExplanationSink` commits each run of consecutive rows of an input
+file -> manifest.json. Ray Data streams: memory holds a few blocks per operator, whatever the
+input's size.
+
+Output folder:
+    job.json        what this output is of (run, input files, alternatives); a rerun must match
+    data/           explained rows: part-FFFFF-SSSSSSSSSSSS-EEEEEEEEEEEE.parquet holds rows
+                    [S, E) of input file F (job.json order) that passed validation
+    rejected/       the same names: rows of that range that failed validation, their values as
+                    text and the `reason`
+    manifest.json   written last: rows read = written + rejected, per status, per input file
+
+Exactly once: a part is written under a hidden temporary name and renamed; its rejected part
+first, its data part last, so the data part's rename commits the range. A rerun after a crash
+deletes temporary files and rejected parts whose data part is missing, reads only the rows of no
+committed range, and checks at the end that the committed ranges tile every input file.
+
+Reading and writing run on the driver's node (the input and OUT need only exist there); the
+explaining actors spread over the cluster.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
+from ray.data import Datasink, Datasource, ReadTask
+from ray.data.block import Block, BlockAccessor, BlockMetadata
+from ray.data.datasource.datasink import TaskContext
+
+from distributed_recourse.config import ConfigError
+from distributed_recourse.data.schema import SchemaError
+from distributed_recourse.explain import CF, REJECTED, Explainer
+
+PART = re.compile(r"part-(\d{5})-(\d{12})-(\d{12})\.parquet")
+RAW = "raw:"
+"""Prefix, between the actors and the sink, of a rejected row's input values as text."""
+SOURCE, ROW = "source", "row"
+"""Output columns naming a row's input file (relative to the input) and its row there (from 0)."""
+
+
+# --------------------------------------------------------------------- input files
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    source: str
+    """Name relative to the input folder: the `source` of its rows."""
+    format: str
+    rows: int
+    size: int
+    mtime_ns: int
+
+
+def input_format(path: Path) -> str | None:
+    suffixes = "".join(path.suffixes).lower()
+    if suffixes.endswith(".parquet"):
+        return "parquet"
+    if ".csv" in suffixes:
+        return "csv"
+    return None
+
+
+def csv_batches(path: str, columns: list[str], block_bytes: int = 1 << 24) -> Iterator[pa.RecordBatch]:
+    """The file's `columns`, streamed, every value as text (empty and `NA`-like fields are
+    missing): a bad value then rejects its row instead of failing type inference for the file."""
+    try:
+        reader = pv.open_csv(
+            pa.input_stream(path),  # decompresses by extension
+            read_options=pv.ReadOptions(block_size=block_bytes),
+            convert_options=pv.ConvertOptions(include_columns=columns, strings_can_be_null=True,
+                                              column_types={c: pa.string() for c in columns}),
+        )
+        yield from reader
+    except pa.ArrowInvalid as error:
+        raise SchemaError(f"{path}: not a readable CSV file: {error}") from None
+
+
+def plan_inputs(input: str | Path, columns: list[str]) -> list[InputFile]:
+    """The input's files (a file, or a folder's CSV/Parquet files, hidden ones left out), with
+    their rows counted; a file without one of `columns` is an error naming both."""
+    root = Path(input).resolve()
+    if root.is_dir():
+        paths = sorted(p for p in root.rglob("*") if p.is_file() and input_format(p)
+                       and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts))
+    elif root.is_file() and input_format(root):
+        paths = [root]
+    else:
+        raise SchemaError(f"input {input}: not a CSV or Parquet file, nor a folder of them")
+    if not paths:
+        raise SchemaError(f"input {input}: the folder holds no CSV or Parquet file")
+    files = []
+    for path in paths:
+        kind = input_format(path)
+        if kind == "parquet":
+            meta = pq.ParquetFile(path)
+            present, rows = meta.schema_arrow.names, meta.metadata.num_rows
+        else:
+            try:
+                present = pv.open_csv(pa.input_stream(str(path))).schema.names
+            except pa.ArrowInvalid as error:
+                raise SchemaError(f"{path}: not a readable CSV file: {error}") from None
+        missing = [c for c in columns if c not in present]
+        if missing:
+            raise SchemaError(f"{path}: column {missing[0]!r} is missing")
+        if kind == "csv":
+            rows = sum(len(batch) for batch in csv_batches(str(path), columns[:1]))
+        stat = path.stat()
+        source = path.name if path == root else str(path.relative_to(root))
+        files.append(InputFile(str(path), source, kind, rows, stat.st_size, stat.st_mtime_ns))
+    return files
+
+
+def subtract(total: int, done: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ranges of [0, total) outside the sorted, disjoint `done` ranges."""
+    pending, at = [], 0
+    for start, stop in done:
+        if start > at:
+            pending.append((at, start))
+        at = max(at, stop)
+    if at < total:
+        pending.append((at, total))
+    return pending
+
+
+def pending_slices(offset: int, length: int, pending: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Within rows [offset, offset + length), the (start, stop) of the pending ones."""
+    for start, stop in pending:
+        lo, hi = max(start, offset), min(stop, offset + length)
+        if lo < hi:
+            yield lo, hi
+
+
+class InputFiles(Datasource):
+    """The input rows no committed part holds, each with its `source` and `row`, which
+    exactly-once resumption needs and Ray Data's own readers do not give. Parquet is read by
+    row groups (a task per run of row groups of about `block_rows` rows), CSV by file
+    (streamed, as text), both in blocks of at most about `block_rows` rows."""
+
+    def __init__(self, files: list[InputFile], pending: dict[int, list[tuple[int, int]]],
+                 columns: list[str], block_rows: int) -> None:
+        super().__init__()
+        self.files, self.pending, self.columns, self.block_rows = files, pending, columns, block_rows
+
+    def estimate_inmemory_data_size(self) -> int:
+        rows = sum(stop - start for ranges in self.pending.values() for start, stop in ranges)
+        return rows * (len(self.columns) + 2) * 8
+
+    @property
+    def supports_distributed_reads(self) -> bool:
+        return False
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                       data_context: Any = None) -> list[ReadTask]:
+        tasks = []
+        for index, file in enumerate(self.files):
+            pending = self.pending.get(index, [])
+            for first, rows, groups in self.chunks(file, pending):
+                todo = sum(hi - lo for lo, hi in pending_slices(first, rows, pending))
+                meta = BlockMetadata(num_rows=todo, size_bytes=None, exec_stats=None,
+                                     input_files=[file.path])
+                tasks.append(ReadTask(
+                    lambda f=file, p=pending, g=groups, o=first: self.read(f, p, g, o),
+                    meta, per_task_row_limit=per_task_row_limit))
+        return tasks
+
+    def chunks(self, file: InputFile, pending: list[tuple[int, int]]) -> Iterator[tuple]:
+        """(first row, rows, row groups) of each read task with pending rows."""
+        if not pending:
+            return
+        if file.format == "csv":
+            yield 0, file.rows, None
+            return
+        meta = pq.ParquetFile(file.path).metadata
+        first, groups, rows = 0, [], 0
+        for g in range(meta.num_row_groups):
+            groups.append(g)
+            rows += meta.row_group(g).num_rows
+            if rows >= self.block_rows or g == meta.num_row_groups - 1:
+                if any(True for _ in pending_slices(first, rows, pending)):
+                    yield first, rows, groups
+                first, groups, rows = first + rows, [], 0
+
+    def read(self, file: InputFile, pending: list[tuple[int, int]], groups: list[int] | None,
+             offset: int) -> Iterator[pa.Table]:
+        if file.format == "csv":
+            batches = csv_batches(file.path, self.columns,
+                                  max(1 << 20, self.block_rows * file.size // max(file.rows, 1)))
+        else:
+            batches = pq.ParquetFile(file.path).iter_batches(
+                batch_size=self.block_rows, row_groups=groups, columns=self.columns)
+        for batch in batches:
+            for lo, hi in pending_slices(offset, len(batch), pending):
+                part = pa.Table.from_batches([batch.slice(lo - offset, hi - lo)])
+                part = part.append_column(SOURCE, pa.array([file.source] * (hi - lo), pa.string()))
+                yield part.append_column(ROW, pa.array(np.arange(lo, hi), pa.int64()))
+            offset += len(batch)
+
+
+# --------------------------------------------------------------------- explaining
+def feature_type(explainer: Explainer, column: str) -> pa.DataType:
+    """A feature's type as `FeatureSpace.decode` gives it back."""
+    space = explainer.space
+    if column not in space.categories:
+        return pa.float64()
+    if column in space.category_dtypes:
+        return pa.from_numpy_dtype(np.dtype(space.category_dtypes[column]))
+    return pa.string()
+
+
+def output_schema(explainer: Explainer, alternatives: int) -> pa.Schema:
+    """The actors' output: `Explainer.explain`'s columns after `source` and `row`, then the
+    rejected rows' input values as text; one schema for every block, whatever its rows."""
+    space = explainer.space
+    fields = [(SOURCE, pa.string()), (ROW, pa.int64()),
+              *((c, feature_type(explainer, c)) for c in space.columns),
+              ("scope", pa.string()), ("group", pa.string()), ("status", pa.string()),
+              ("reason", pa.string()), ("flipped", pa.bool_()), ("action", pa.int64()),
+              *((CF + name, feature_type(explainer, name)) for name in explainer.actions.names),
+              ("gower", pa.float64()), ("sparsity", pa.int64())]
+    for i in range(1, 1 + alternatives):
+        fields += [(f"alternative_{i}", pa.int64()), (f"alternative_{i}_gower", pa.float64())]
+    fields += [(RAW + c, pa.string()) for c in space.columns]
+    return pa.schema(fields)
+
+
+class ExplainBatches:
+    """Ray Data actor (`map_batches`): keeps one explainer for all its batches."""
+
+    def __init__(self, explainer: Explainer, alternatives: int) -> None:
+        self.explainer = explainer
+        self.alternatives = alternatives
+        self.schema = output_schema(explainer, alternatives)
+
+    def __call__(self, batch: pd.DataFrame) -> pa.Table:
+        explained = self.explainer.explain(batch, self.alternatives)
+        explained.insert(0, SOURCE, batch[SOURCE])
+        explained.insert(1, ROW, batch[ROW])
+        rejected = np.flatnonzero(explained["status"].to_numpy() == REJECTED)
+        for column in self.explainer.space.columns:
+            text = np.full(len(batch), None, dtype=object)
+            text[rejected] = [None if pd.isna(v) else str(v) for v in batch[column].iloc[rejected]]
+            explained[RAW + column] = text
+        return pa.Table.from_pandas(explained, schema=self.schema, preserve_index=False)
+
+
+# --------------------------------------------------------------------- committing
+def part_name(file: int, start: int, stop: int) -> str:
+    return f"part-{file:05d}-{start:012d}-{stop:012d}.parquet"
+
+
+def atomic_parquet(table: pa.Table, path: Path) -> None:
+    """Written under a hidden name (readers skip it), then renamed: never seen half-written."""
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    pq.write_table(table, partial)
+    os.replace(partial, path)
+
+
+def consecutive_runs(table: pa.Table) -> Iterator[tuple[str, int, int, pa.Table]]:
+    """(source, first row, stop row, rows) of each run of consecutive rows of one input file."""
+    table = table.sort_by([(SOURCE, "ascending"), (ROW, "ascending")])
+    sources = np.asarray(table[SOURCE].to_pylist(), dtype=object)
+    rows = table[ROW].to_numpy()
+    breaks = np.flatnonzero((sources[1:] != sources[:-1]) | (rows[1:] != rows[:-1] + 1)) + 1
+    for start, stop in zip([0, *breaks], [*breaks, len(table)], strict=True):
+        yield sources[start], int(rows[start]), int(rows[stop - 1]) + 1, table.slice(start, stop - start)
+
+
+class ExplanationSink(Datasink):
+    """Commits each run of consecutive rows of an input file: its rejected rows, then its
+    explained rows (the commit point; written even when empty)."""
+
+    def __init__(self, output: str, sources: list[str], columns: list[str]) -> None:
+        self.output = Path(output)
+        self.index = {source: i for i, source in enumerate(sources)}
+        self.columns = columns
+
+    @property
+    def supports_distributed_writes(self) -> bool:
+        return False
+
+    def write(self, blocks: Iterable[Block], ctx: TaskContext) -> None:
+        raw = [RAW + c for c in self.columns]
+        for block in blocks:
+            table = BlockAccessor.for_block(block).to_arrow()
+            if not len(table):
+                continue
+            for source, start, stop, rows in consecutive_runs(table):
+                name = part_name(self.index[source], start, stop)
+                is_rejected = pc.equal(rows["status"], REJECTED)
+                rejected = rows.filter(is_rejected)
+                if len(rejected):
+                    atomic_parquet(rejected.select([SOURCE, ROW, "reason", *raw])
+                                   .rename_columns([SOURCE, ROW, "reason", *self.columns]),
+                                   self.output / "rejected" / name)
+                atomic_parquet(rows.filter(pc.invert(is_rejected)).drop_columns(["reason", *raw]),
+                               self.output / "data" / name)
+
+
+def committed(output: Path) -> dict[int, list[tuple[int, int]]]:
+    """Per input file, the sorted row ranges of the committed data parts."""
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for path in (output / "data").glob("part-*.parquet"):
+        match = PART.fullmatch(path.name)
+        if match:
+            file, start, stop = map(int, match.groups())
+            ranges.setdefault(file, []).append((start, stop))
+    return {file: sorted(found) for file, found in ranges.items()}
+
+
+def recover(output: Path) -> None:
+    """Undo what a crashed attempt left uncommitted: temporary files, and rejected parts whose
+    data part (the commit) was never renamed into place."""
+    for folder in ("data", "rejected"):
+        (output / folder).mkdir(parents=True, exist_ok=True)
+        for partial in (output / folder).glob(".*.partial"):
+            partial.unlink()
+    for part in (output / "rejected").glob("part-*.parquet"):
+        if not (output / "data" / part.name).exists():
+            part.unlink()
+
+
+def claim(output: Path, job: dict[str, Any]) -> None:
+    """Record what this output is of; a rerun must be the same job, or it would mix outputs."""
+    path = output / "job.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        differ = [key for key in job if before.get(key) != job[key]]
+        if differ:
+            raise ConfigError(f"{output} holds the output of another job (its {differ} differ); "
+                              "use a new --output folder or delete it")
+        return
+    partial = path.with_name(".job.json.partial")
+    partial.write_text(json.dumps(job, indent=2))
+    os.replace(partial, path)
+
+
+# --------------------------------------------------------------------- the job
+def explain_batch(
+    run: str | Path, input: str | Path, output: str | Path, address: str | None = None,
+    alternatives: int = 2, block_rows: int = 50_000,
+) -> dict[str, Any]:
+    """Explain every row of `input` with the run's (or saved explainer's) action sets into
+    `output`; finish an interrupted job there. Returns the manifest, also written last to
+    `output/manifest.json`."""
+    from distributed_recourse.runtime import connect
+
+    started = time.time()
+    explainer = Explainer.open(run)
+    columns = list(dict.fromkeys([*explainer.space.columns, *explainer.schema.protected.columns]))
+    files = plan_inputs(input, columns)
+    output = Path(output).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another job is writing {output}") from None
+        claim(output, {"run": str(Path(run).resolve()), "alternatives": alternatives,
+                       "sets": explainer.sets.tolist(), "files": [asdict(f) for f in files]})
+        recover(output)
+        done = committed(output)
+        pending = {i: subtract(f.rows, done.get(i, [])) for i, f in enumerate(files)}
+        todo = sum(stop - start for ranges in pending.values() for start, stop in ranges)
+        if todo:
+            import ray.data
+
+            ray = connect(address)
+            workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            rows = ray.data.read_datasource(InputFiles(files, pending, columns, block_rows),
+                                            num_cpus=0.25)
+            explained = rows.map_batches(
+                ExplainBatches, fn_constructor_args=(explainer, alternatives), batch_format="pandas",
+                batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.75)
+            explained.write_datasink(ExplanationSink(str(output), [f.source for f in files], columns),
+                                     ray_remote_args={"num_cpus": 0.25})
+        manifest = summarize(output, files, run, input, todo, time.time() - started)
+        partial = output / ".manifest.json.partial"
+        partial.write_text(json.dumps(manifest, indent=2))
+        os.replace(partial, output / "manifest.json")
+    return manifest
+
+
+def summarize(output: Path, files: list[InputFile], run: str | Path, input: str | Path,
+              this_run: int, seconds: float) -> dict[str, Any]:
+    """Counts from the committed parts, after checking that they hold every input row once."""
+    done = committed(output)
+    for i, file in enumerate(files):
+        ranges = done.get(i, [])
+        tiled = [start for start, _ in ranges] == [0, *(stop for _, stop in ranges[:-1])]
+        if not tiled or (ranges[-1][1] if ranges else 0) != file.rows:
+            raise RuntimeError(f"{output}: the committed parts of {file.source} do not hold its "
+                               f"{file.rows} rows exactly once: {ranges}")
+    data = sorted((output / "data").glob("part-*.parquet"))
+    rejected = sorted((output / "rejected").glob("part-*.parquet"))
+    written = sum(pq.read_metadata(p).num_rows for p in data)
+    refused = sum(pq.read_metadata(p).num_rows for p in rejected)
+    read = sum(f.rows for f in files)
+    if read != written + refused:
+        raise RuntimeError(f"{output}: {read} rows read but {written} written and {refused} rejected")
+    statuses = pa.concat_tables([pq.read_table(p, columns=["status"]) for p in data]) if data else None
+    counts = {} if statuses is None else {
+        str(row["values"]): int(row["counts"])
+        for row in pc.value_counts(statuses["status"].combine_chunks()).to_pylist()}
+    return {
+        "run": str(run), "input": str(input), "output": str(output),
+        "rows_read": read, "rows_written": written, "rows_rejected": refused,
+        "status": counts,
+        "files": {"inputs": len(files), "data": len(data), "rejected": len(rejected)},
+        "rows_this_run": this_run,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(this_run / seconds, 1) if seconds else None,
+    }

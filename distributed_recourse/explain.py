@@ -1,0 +1,452 @@
+"""Recourse for every person in a table, from a trained run.
+
+Each row is validated against the schema, gets its scope (its cluster, or everyone at group
+level) and that scope's action set; the flipping action with the smallest Gower distance is the
+person's counterfactual and the next-best flipping actions are their alternatives
+(DESIGN.md section 3). Rows the model already favours are passed through.
+
+`Explainer` does this in plain numpy/pandas, without Ray, from what a run learned kept as plain
+data; `FairRecourse` is the scikit-learn style estimator around it (`fit` trains on Ray). The
+batch pipeline over Ray Data is `batch.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from distributed_recourse.config import ConfigError, RunConfig
+from distributed_recourse.data.datasets import BUILTIN, Dataset, builtin_schema, finish
+from distributed_recourse.data.schema import OTHER, FeatureSpace, Protected, Schema, SchemaError, value_key
+from distributed_recourse.model import BlackBox
+from distributed_recourse.population import WHOLE, Clustering, cluster_scope
+from distributed_recourse.recourse.actions import ActionSpace
+
+FAVOURABLE, RECOURSE, NO_RECOURSE, REJECTED = "favourable", "recourse", "no_recourse", "rejected"
+"""Row statuses: already favoured (passed through), given a counterfactual, no action of the
+scope's set flips the decision, failed validation."""
+CF = "cf_"
+"""Prefix of the counterfactual's actionable feature columns."""
+
+
+# --------------------------------------------------------------------- validation
+def validate(
+    frame: pd.DataFrame, space: FeatureSpace, protected: Protected, source: str = "data"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Encode the rows the model's way and say why a row cannot be explained.
+
+    Returns X (n, d) (placeholders in rows with a problem), the protected group label per row
+    and the reason per row ("" when valid). Problems reject their row only, with a reason naming
+    the column: a missing value, a value that is not a (finite) number, an unknown category, an
+    actionable value outside its bounds or between ordinal levels, a protected value with no
+    group. A column missing from the whole frame raises a SchemaError naming it and `source`."""
+    for column in [*space.columns, *protected.columns]:
+        if column not in frame.columns:
+            raise SchemaError(f"{source}: column {column!r} is missing")
+    n = len(frame)
+    X = np.zeros((n, len(space.columns)))
+    problems: dict[int, list[str]] = {}
+
+    def reject(mask: np.ndarray, raw: pd.Series, describe: Callable[[Any], str]) -> None:
+        for i in np.flatnonzero(mask):
+            problems.setdefault(int(i), []).append(describe(raw.iloc[i]))
+
+    features = {spec.name: spec for spec in space.actionable}
+    for i, column in enumerate(space.columns):
+        raw = frame[column]
+        missing = raw.isna().to_numpy()
+        reject(missing, raw, lambda v, c=column: f"{c}: missing")
+        if column in space.categories:
+            X[:, i] = codes = space.category_codes(raw, column)
+            reject((codes < 0) & ~missing, raw, lambda v, c=column: f"{c}: unknown category {v!r}")
+            continue
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = np.isfinite(values)
+        reject(~finite & ~missing, raw, lambda v, c=column: f"{c}: {v!r} is not a number")
+        X[:, i] = np.where(finite, values, 0.0)
+        spec = features.get(column)
+        if spec is not None:
+            outside = finite & ((values < spec.low) | (values > spec.high))
+            reject(outside, raw, lambda v, s=spec: f"{s.name}: {v} is outside its bounds "
+                                                   f"{s.low:g}..{s.high:g}")
+            if spec.kind == "ord":
+                between = finite & ~outside & (values != np.round(values))
+                reject(between, raw, lambda v, c=column: f"{c}: {v} is not a whole level")
+    valid = np.ones(n, dtype=bool)
+    valid[list(problems)] = False
+    groups = None
+    for column in protected.columns:
+        codes, uniques = pd.factorize(frame[column])
+        mapping = protected.groups.get(column, {})
+        names = [value_key(u) for u in uniques]
+        if mapping:
+            names = [mapping.get(key, mapping.get(OTHER)) for key in names]
+        part = np.array([*names, None], dtype=object)[codes]
+        reject(valid & pd.isna(part), frame[column],
+               lambda v, c=column: f"{c}: {v!r} has no protected group")
+        groups = part if groups is None else np.array(
+            [None if a is None or b is None else f"{a} x {b}" for a, b in zip(groups, part, strict=True)],
+            dtype=object)
+    reasons = np.full(n, "", dtype=object)
+    for i, found in problems.items():
+        reasons[i] = "; ".join(found)
+    return X, groups, reasons
+
+
+# --------------------------------------------------------------------- scopes
+@dataclass(frozen=True)
+class Scopes:
+    """Which scope's action set a person gets: at group level everyone gets the whole
+    population's; otherwise their nearest cluster centre's, as the run's KMeans assigns them
+    (on standardised features if it clustered on those).
+
+    Kept as numbers rather than the pickled KMeans, so that a saved explainer holds no
+    pickled code but the user's model."""
+
+    level: str
+    centers: np.ndarray | None = None
+    """(k, d) cluster centres, in the clustering's feature space; None at group level."""
+    mean: np.ndarray | None = None
+    """Standardisation of the clustering's features (None: raw features)."""
+    scale: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, level: str, clustering: Clustering) -> Scopes:
+        if level == "group":
+            return cls(level)
+        scaler = clustering.scaler_
+        return cls(level, clustering.kmeans_.cluster_centers_,
+                   None if scaler is None else scaler.mean_, None if scaler is None else scaler.scale_)
+
+    @property
+    def names(self) -> list[str]:
+        return [WHOLE] if self.centers is None else [cluster_scope(c) for c in range(len(self.centers))]
+
+    def assign(self, X: np.ndarray) -> np.ndarray:
+        """Index into `names` per row."""
+        if self.centers is None:
+            return np.zeros(len(X), dtype=np.int64)
+        features = X if self.mean is None else (X - self.mean) / self.scale
+        distances = ((features[:, None, :] - self.centers[None, :, :]) ** 2).sum(axis=2)
+        return distances.argmin(axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        def listed(a: np.ndarray | None) -> list | None:
+            return None if a is None else a.tolist()
+
+        return {"level": self.level, "centers": listed(self.centers), "mean": listed(self.mean),
+                "scale": listed(self.scale)}
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> Scopes:
+        def array(key: str) -> np.ndarray | None:
+            return None if spec.get(key) is None else np.asarray(spec[key], dtype=np.float64)
+
+        return cls(spec["level"], array("centers"), array("mean"), array("scale"))
+
+
+# --------------------------------------------------------------------- per-row recourse
+@dataclass(frozen=True)
+class Recourse:
+    """Each person's recourse under their scope's set."""
+
+    ranked: np.ndarray
+    """(1 + k, n) flipping actions, closest first: the chosen one, then k alternatives
+    (index into the scope's set; -1 where there are no more)."""
+    gower: np.ndarray
+    """(1 + k, n) their Gower distances (NaN where there are no more)."""
+    sparsity: np.ndarray
+    """(n,) features the chosen action changes (0 without one)."""
+    counterfactual: np.ndarray
+    """(n, d) the chosen action applied (the person's own row without one)."""
+
+    @property
+    def chosen(self) -> np.ndarray:
+        return self.ranked[0]
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.ranked[0] >= 0
+
+
+def closest_actions(
+    actions: ActionSpace, X: np.ndarray, sets: np.ndarray, scope: np.ndarray,
+    favourable: Callable[[np.ndarray], np.ndarray], alternatives: int = 2,
+) -> Recourse:
+    """The closest flipping action of each person's scope's set, and the next `alternatives`.
+
+    X holds people the model does not favour; `sets` (S, N, m) one set per scope and `scope`
+    (n,) each person's. The model is asked lazily, in order of Gower distance: a person stops
+    being evaluated once 1 + `alternatives` actions flip them, and actions that change nothing
+    for the person (or repeat an earlier action of the set) are never evaluated. All remaining
+    people of one rank go to the model in one call. The chosen action is what
+    `metrics.person_outcome` would choose over all actions (ties: the first in the set)."""
+    n, N = len(X), sets.shape[1]
+    moved = np.repeat(X[None], N, axis=0)
+    for s in np.unique(scope):
+        mine = scope == s
+        for j, action in enumerate(sets[s]):
+            moved[j, mine] = actions.apply(X[mine], action)
+    gower = np.stack([actions.distance(X, after) for after in moved])
+    changed = np.stack([actions.n_changed(X, after) for after in moved])
+    distinct = np.stack([actions.distinct(action_set) for action_set in sets])
+    usable = distinct[scope].T & (changed > 0)
+    order = np.argsort(np.where(usable, gower, np.inf), axis=0, kind="stable")
+    people = np.arange(n)
+    flipped = np.zeros((N, n), dtype=bool)
+    found = np.zeros(n, dtype=np.int64)
+    for j in order:  # j[i]: person i's action at this rank
+        todo = np.flatnonzero((found <= alternatives) & usable[j, people])
+        if not len(todo):
+            break
+        hit = np.asarray(favourable(moved[j[todo], todo]), dtype=bool)
+        flipped[j[todo], todo] = hit
+        found[todo] += hit
+    wanted = 1 + alternatives
+    cost = np.vstack([np.where(flipped, gower, np.inf), np.full((max(0, wanted - N), n), np.inf)])
+    ranked = np.argsort(cost, axis=0, kind="stable")[:wanted]
+    ranked_cost = np.take_along_axis(cost, ranked, axis=0)
+    exists = np.isfinite(ranked_cost)
+    chosen = np.where(exists[0], ranked[0], 0)
+    return Recourse(
+        ranked=np.where(exists, ranked, -1),
+        gower=np.where(exists, ranked_cost, np.nan),
+        sparsity=np.where(exists[0], changed[chosen, people], 0),
+        counterfactual=np.where(exists[0][:, None], moved[chosen, people], X),
+    )
+
+
+def placed(values: np.ndarray, rows: np.ndarray, n: int, fill: Any) -> np.ndarray:
+    """`values` at positions `rows` of an n-array holding `fill` elsewhere (None: an object
+    array, so that e.g. integer codes stay integers beside the gaps)."""
+    out = np.full(n, fill, dtype=object if fill is None else values.dtype)
+    out[rows] = values
+    return out
+
+
+# --------------------------------------------------------------------- the explainer
+@dataclass
+class Explainer:
+    """What explaining needs from a trained run, as plain data: the schema (validation,
+    groups), the model, the scopes and each scope's final action set."""
+
+    schema: Schema
+    model: BlackBox
+    scopes: Scopes
+    sets: np.ndarray
+    """(S, N, m) the final set of each scope, in `scopes.names` order."""
+
+    @property
+    def space(self) -> FeatureSpace:
+        return self.model.space
+
+    @cached_property
+    def actions(self) -> ActionSpace:
+        return ActionSpace(self.space.actionable, self.sets.shape[1])
+
+    def explain(self, frame: pd.DataFrame, alternatives: int = 2, source: str = "data") -> pd.DataFrame:
+        """One row per row of `frame` (same index): the features as the model reads them,
+        `scope`, `group`, `status`, `reason` (why a row was rejected), `flipped`, `action`
+        (index into the scope's set, -1: none), the counterfactual's actionable features
+        (`cf_<name>`), its `gower` distance and `sparsity`, then `alternative_<i>` and
+        `alternative_<i>_gower` for the next-best flipping actions (-1 / NaN: none)."""
+        X, groups, reasons = validate(frame, self.space, self.schema.protected, source)
+        n = len(frame)
+        rows = np.flatnonzero(reasons == "")
+        X = X[rows]
+        favourable = self.model.favourable(X) if len(X) else np.zeros(0, dtype=bool)
+        scope = self.scopes.assign(X)
+        affected = np.flatnonzero(~favourable)
+        found = closest_actions(self.actions, X[affected], self.sets, scope[affected],
+                                self.model.favourable, alternatives)
+        status = np.where(favourable, FAVOURABLE, NO_RECOURSE).astype(object)
+        status[affected[found.valid]] = RECOURSE
+        at = rows[affected]
+        data = {c: placed(v.to_numpy(), rows, n, np.nan if v.dtype.kind == "f" else None)
+                for c, v in self.space.decode(X).items()}
+        data["scope"] = placed(np.asarray(self.scopes.names, dtype=object)[scope], rows, n, None)
+        data["group"] = placed(groups[rows].astype(object), rows, n, None)
+        data["status"] = placed(status, rows, n, REJECTED)
+        data["reason"] = np.where(reasons == "", None, reasons)
+        data["flipped"] = placed(found.valid, at, n, False)
+        data["action"] = placed(found.chosen, at, n, -1)
+        with_cf = affected[found.valid]
+        counterfactuals = self.space.decode(found.counterfactual[found.valid])
+        for name in self.actions.names:
+            values = counterfactuals[name].to_numpy()
+            data[CF + name] = placed(values, rows[with_cf], n, np.nan if values.dtype.kind == "f" else None)
+        data["gower"] = placed(found.gower[0], at, n, np.nan)
+        data["sparsity"] = placed(found.sparsity, at, n, 0)
+        for i in range(1, 1 + alternatives):
+            data[f"alternative_{i}"] = placed(found.ranked[i], at, n, -1)
+            data[f"alternative_{i}_gower"] = placed(found.gower[i], at, n, np.nan)
+        return pd.DataFrame(data, index=frame.index)
+
+    def described_sets(self) -> dict[str, list[dict[str, float]]]:
+        """Each scope's actions, as the changes they make (what `action` indices point to)."""
+        return {name: [self.actions.describe(a) for a in action_set]
+                for name, action_set in zip(self.scopes.names, self.sets, strict=True)}
+
+    # ----------------------------------------------------------------- persistence
+    @classmethod
+    def from_run(cls, run: str | Path) -> Explainer:
+        """From a trained run folder (`recourse train --output`)."""
+        from distributed_recourse.population import Prepared
+
+        run = Path(run)
+        if not (run / "summary.json").is_file() or not Prepared.exists(run):
+            raise ConfigError(f"{run} is not a trained run (no summary.json or prepared/); "
+                              "train one with `recourse train --output`")
+        prepared = Prepared.load(run)
+        summary = json.loads((run / "summary.json").read_text())
+        scopes = Scopes.of(summary["level"], prepared.clustering)
+        missing = [name for name in scopes.names if name not in summary["scopes"]]
+        if missing:
+            raise ConfigError(f"{run}/summary.json has no action set for scopes {missing}")
+        sets = np.array([summary["scopes"][name]["set"] for name in scopes.names], dtype=np.float64)
+        return cls(prepared.schema, prepared.model, scopes, sets)
+
+    def save(self, folder: str | Path) -> None:
+        """JSON and YAML, plus the model as `BlackBox.save` writes it."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save(folder / "model")
+        self.schema.to_yaml(folder / "schema.yaml")
+        state = {"scopes": self.scopes.to_dict(), "sets": self.sets.tolist()}
+        (folder / "explainer.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Explainer:
+        folder = Path(folder)
+        state = json.loads((folder / "explainer.json").read_text())
+        return cls(Schema.from_yaml(folder / "schema.yaml"), BlackBox.load(folder / "model"),
+                   Scopes.from_dict(state["scopes"]), np.asarray(state["sets"], dtype=np.float64))
+
+    @classmethod
+    def open(cls, path: str | Path) -> Explainer:
+        """A saved explainer (`FairRecourse.save`) or a trained run folder."""
+        return cls.load(path) if (Path(path) / "explainer.json").is_file() else cls.from_run(path)
+
+
+# --------------------------------------------------------------------- the estimator
+@dataclass
+class Explanation:
+    """What `FairRecourse.explain` returns, as alibi's explanations: `meta` says how the rows
+    were explained (parameters, the scopes' action sets `action` indices point into, counts
+    per status), `data` holds one row per input row (see `Explainer.explain`)."""
+
+    meta: dict[str, Any]
+    data: pd.DataFrame
+
+    @property
+    def counterfactuals(self) -> pd.DataFrame:
+        """The rows with recourse as their chosen counterfactuals: the person's features with
+        the actionable ones changed."""
+        rows = self.data[self.data["status"] == RECOURSE]
+        changed = {name: rows[CF + name] for name in self.meta["actionable"]}
+        return rows[self.meta["features"]].assign(**changed)
+
+
+def frame_dataset(config: RunConfig, X: pd.DataFrame, y: Any = None) -> Dataset:
+    """A user's frame as the config's dataset: its schema, validated the same way."""
+    name = config.dataset.name
+    if name in BUILTIN and name != "csv":
+        schema = builtin_schema(name)
+    elif config.dataset.schema:
+        schema = Schema.from_yaml(config.dataset.schema)
+    else:
+        raise ConfigError("dataset `csv` needs `schema` (YAML) to read a frame")
+    raw = X if y is None else X.assign(**{schema.label: np.asarray(y)})
+    return finish(raw, schema, "frame", len(raw))
+
+
+class FairRecourse(BaseEstimator):
+    """Fair recourse for everyone a model turns down, in scikit-learn form: `fit` learns the
+    action sets (SAC per scope on Ray, as `recourse train`), `explain` gives each row of a
+    frame its closest counterfactual and alternatives, `save`/`load` keep a fitted explainer.
+
+    config: a RunConfig or a YAML path (None: the Adult paper settings); alternatives: how many
+    next-best actions to report per person; run_dir: where training writes its run (None: a
+    new temporary folder); address: the Ray cluster to join (None: RAY_ADDRESS or a local Ray);
+    verbose: training progress lines."""
+
+    def __init__(
+        self, config: RunConfig | str | Path | None = None, alternatives: int = 2,
+        run_dir: str | Path | None = None, address: str | None = None, verbose: int = 0,
+    ) -> None:
+        self.config = config
+        self.alternatives = alternatives
+        self.run_dir = run_dir
+        self.address = address
+        self.verbose = verbose
+
+    def _run_config(self) -> RunConfig:
+        if self.config is None:
+            return RunConfig()
+        if isinstance(self.config, RunConfig):
+            return self.config
+        return RunConfig.from_yaml(self.config)
+
+    def fit(self, X: pd.DataFrame | None = None, y: Any = None) -> FairRecourse:
+        """Train on the config's dataset, or on X (with the label column, or labels y) read
+        with the config's dataset schema."""
+        from distributed_recourse.population import prepare
+        from distributed_recourse.train import train
+
+        config = self._run_config()
+        run = Path(self.run_dir) if self.run_dir is not None else Path(
+            tempfile.mkdtemp(prefix="fair-recourse-"))
+        if X is not None:
+            prepare(config, frame_dataset(config, X, y)).save(run)
+        self.summary_ = train(config, run, address=self.address, verbose=self.verbose)
+        self.run_dir_ = run
+        self.explainer_ = Explainer.from_run(run)
+        return self
+
+    def explain(self, frame: pd.DataFrame) -> Explanation:
+        check_is_fitted(self, "explainer_")
+        explainer = self.explainer_
+        data = explainer.explain(frame, self.alternatives, source="frame")
+        meta = {
+            "name": type(self).__name__,
+            "alternatives": self.alternatives,
+            "level": explainer.scopes.level,
+            "features": list(explainer.space.columns),
+            "actionable": explainer.actions.names,
+            "sets": explainer.described_sets(),
+            "counts": {s: int((data["status"] == s).sum())
+                       for s in (FAVOURABLE, RECOURSE, NO_RECOURSE, REJECTED)},
+        }
+        return Explanation(meta, data)
+
+    def save(self, path: str | Path) -> None:
+        """A folder of JSON/YAML plus the model's joblib file; `recourse explain --run` reads it
+        too. The run folder is not copied."""
+        check_is_fitted(self, "explainer_")
+        folder = Path(path)
+        self.explainer_.save(folder)
+        self._run_config().to_yaml(folder / "config.yaml")
+        params = {k: v for k, v in self.get_params().items() if k != "config"}
+        state = {"params": {**params, "run_dir": None if self.run_dir is None else str(self.run_dir)},
+                 "run_dir_": str(self.run_dir_), "summary_": self.summary_}
+        (folder / "fair_recourse.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> FairRecourse:
+        folder = Path(path)
+        state = json.loads((folder / "fair_recourse.json").read_text())
+        estimator = cls(config=RunConfig.from_yaml(folder / "config.yaml"), **state["params"])
+        estimator.explainer_ = Explainer.load(folder)
+        estimator.run_dir_ = Path(state["run_dir_"])
+        estimator.summary_ = state["summary_"]
+        return estimator
