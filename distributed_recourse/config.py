@@ -78,8 +78,10 @@ class SacSettings:
     alpha_lr: float = 3e-4
     tau: float = 0.005
     gamma: float = 0.99
-    rollout_fragment_length: int = 16
-    """Env steps between gradient updates (1 is the reference's; 16 is ~10x faster on 2 cores)."""
+    rollout_fragment_length: int = 4
+    """Env steps between gradient updates (the reference's is 1). An update costs about as much
+    as a model call over Adult's 7,391 people: 4 reached fair sets fastest there (see
+    benchmarks/first_fair_set.py); small, cheap scopes do better with 16."""
     learning_starts: int = 256
     """Random-policy steps before learning (RLlib's default 1500 wastes short budgets)."""
 
