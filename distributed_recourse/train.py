@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -158,6 +159,12 @@ def problems(prepared: Prepared, scopes: list[str]) -> dict[str, ScopeProblem]:
     return out
 
 
+def even_share(cpus: float, trainers: int) -> float:
+    """CPUs per trainer so that all fit at once: Ray counts resources in steps of 1e-4, and
+    3 x (2/3) would round above 2."""
+    return math.floor(cpus / trainers * 1000) / 1000
+
+
 def start_hub(name: str, checkpoint: Path, config: RunConfig, by_scope: dict[str, ScopeProblem]):
     """The central statistics actor, seeded with every scope's no-change tally."""
     import ray
@@ -245,7 +252,8 @@ def train(
     ray = connect(address)
     stats_name = "recourse-stats-" + hashlib.sha1(str(output).encode()).hexdigest()[:10]
     hub = start_hub(stats_name, output / "stats.json", config, by_scope)  # alive while held
-    cpus = config.train.cpus_per_trainer or ray.cluster_resources().get("CPU", 1) / len(scopes)
+    cpus = config.train.cpus_per_trainer or even_share(ray.cluster_resources().get("CPU", 1),
+                                                       len(scopes))
     env_config = scope_env_config(config, by_scope, stats_name, cpus)
     env_config["scope"] = tune.grid_search(scopes)
     param_space = sac_config(config, env_config, cpus)
