@@ -13,7 +13,7 @@ for threads in (1, 2):
     prepared.model.use_threads(threads)
     env = whole_population_env(prepared, cache_size=0, weights={"reward": "EE-ECR"})
     env.reset(seed=0)
-    bare = seconds_per_call(lambda env=env: prepared.model.favourable(env.X))
+    bare = seconds_per_call(lambda env=env: prepared.model.favourable(env.evaluator.X))
     rng = np.random.default_rng(0)
 
     def changing_step(env=env, rng=rng) -> None:

@@ -10,7 +10,7 @@ from common import adult, seconds_per_call, whole_population_env
 
 prepared = adult()
 env = whole_population_env(prepared, cache_size=0)
-X = env.X
+X = env.evaluator.X
 bare = seconds_per_call(lambda: prepared.model.favourable(X))
 
 rng = np.random.default_rng(0)

@@ -12,7 +12,6 @@ tallies back, never once per step.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from distributed_recourse.data.schema import FeatureSpec
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.archive import archive_entry
+from distributed_recourse.recourse.evaluator import ScopeEvaluator
 from distributed_recourse.recourse.rewards import RewardWeights, reward
 
 
@@ -43,7 +43,8 @@ class RecourseEnv(gym.Env):
     """Search for one scope's action set. `config` keys: `problem` (a ScopeProblem), or
     `scope` with `problems` (scope -> [Ray ObjectRef of its ScopeProblem], as Tune passes
     them); `weights` (RewardWeights or dict), `hybrid` (bool), `stats` (an object with `sync`,
-    or None), `sync_steps`, `cache_size`, `model_threads`, `seed`."""
+    or None), `sync_steps`, `cache_size`, `model_threads`, `shards` (split the people over
+    this many Ray actors), `shard_resources`, `seed`."""
 
     metadata: dict[str, Any] = {"render_modes": []}
 
@@ -57,20 +58,16 @@ class RecourseEnv(gym.Env):
         self.weights = weights if isinstance(weights, RewardWeights) else RewardWeights(**weights)
         self.problem = problem
         self.scope = problem.scope
-        self.X = np.ascontiguousarray(problem.X, dtype=np.float64)
-        self.groups = np.asarray(problem.groups, dtype=np.int64)
         self.n_groups = len(problem.group_names)
-        if config.get("model_threads", 1) > 1:
-            problem.model.use_threads(int(config["model_threads"]))
-        self.favourable = problem.model.favourable
         self.created = time.time()
         self.space = ActionSpace(problem.features, self.weights.n_actions)
+        self.evaluator = make_evaluator(problem, self.space, config)
+        self.people = self.evaluator.people
         self.hybrid = bool(config.get("hybrid", False))
         self.stats = config.get("stats")
         if self.hybrid and self.stats is None:
             raise ValueError("hybrid fairness needs a `stats` object for the population's terms")
         self.sync_steps = int(config.get("sync_steps", 50))
-        self.cache_size = int(config.get("cache_size", 2048))
 
         N, m = self.space.n_actions, self.space.n_features
         self.n_entries = N * m
@@ -83,10 +80,6 @@ class RecourseEnv(gym.Env):
             np.array([0.0, -step], np.float32),
             np.array([self.n_entries - 1, step], np.float32),
         )
-        self.people = np.bincount(self.groups, minlength=self.n_groups)
-        self._work = self.X.copy()
-        self._cache: OrderedDict[bytes, tuple[np.ndarray, float]] = OrderedDict()
-        self.model_calls = 0
         self.total_steps = 0
         self.archive: list[dict[str, Any]] = []
         self._archived_keys: set[bytes] = set()
@@ -99,36 +92,24 @@ class RecourseEnv(gym.Env):
         self._reset_state()
 
     # ----------------------------------------------------------------- evaluation
-    def _outcome(self, action: np.ndarray) -> tuple[np.ndarray, float]:
-        """(flipped mask, mean Gower) of one action over the scope, from the cache if seen."""
-        key = action.tobytes()
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return np.unpackbits(hit[0], count=len(self.X)).astype(bool), hit[1]
-        moved = self.space.apply(self.X, action, out=self._work)
-        flipped = np.asarray(self.favourable(moved), dtype=bool)
-        gower = float(self.space.distance(self.X, moved).mean())
-        self.model_calls += 1
-        self._cache[key] = (np.packbits(flipped), gower)
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return flipped, gower
+    @property
+    def model_calls(self) -> int:
+        return self.evaluator.model_calls
 
     def _evaluate_action(self, j: int) -> None:
-        flipped, gower = self._outcome(self.state[j])
-        self.flipped[j] = flipped
-        self.gower[j] = gower
-        self.per_action[j] = np.bincount(self.groups, weights=flipped, minlength=self.n_groups)
+        counts = self.evaluator.set_action(j, self.state[j])
+        self.per_action[j] = counts.flipped
+        self.flipped_any = counts.flipped_any
+        self.gower[j] = counts.gower_sum / self.people.sum()
 
     def current_metrics(self) -> tuple[M.SetMetrics, M.GroupTally]:
         """Metrics of the current set; hybrid swaps in the population's group terms."""
         w = self.weights
         distinct = self.space.distinct(self.state)
-        tally = M.tally(self.flipped, self.groups, self.n_groups, distinct, w.phi,
-                        self.per_action.astype(np.int64))
+        tally = M.tally_from_counts(self.per_action, self.flipped_any, self.people, distinct,
+                                    w.phi)
         share = M.share_per_action(self.per_action, self.people)
-        active = M.active_actions(w.active_rule, self.flipped, share, distinct, w.phi,
+        active = M.active_actions(w.active_rule, self.per_action, share, distinct, w.phi,
                                   w.macro_active)
         metrics = M.set_metrics(tally, w.effectiveness, active, self.gower)
         if self.hybrid and self._others is not None:
@@ -140,9 +121,8 @@ class RecourseEnv(gym.Env):
     def _reset_state(self) -> None:
         N = self.space.n_actions
         self.state = self.space.initial_set()
-        self.flipped = np.zeros((N, len(self.X)), dtype=bool)
         self.gower = np.zeros(N)
-        self.per_action = np.zeros((N, self.n_groups))
+        self.per_action = np.zeros((N, self.n_groups), dtype=np.int64)
         for j in range(N):
             self._evaluate_action(j)
         self.episode_steps = 0
@@ -231,3 +211,18 @@ class RecourseEnv(gym.Env):
         """Send what is not yet sent (called when training stops)."""
         if self.stats is not None:
             self._sync(self.current_metrics()[1])
+
+
+def make_evaluator(problem: ScopeProblem, space: ActionSpace, config: dict[str, Any]):
+    """In-process for one shard; over Ray actors for more (a 400,000-person scope)."""
+    cache_size = int(config.get("cache_size", 2048))
+    shards = int(config.get("shards", 1))
+    if shards > 1:
+        from distributed_recourse.shards import ShardedEvaluator
+
+        return ShardedEvaluator(problem, space, shards, cache_size,
+                                config.get("shard_resources") or {"CPU": 1})
+    if config.get("model_threads", 1) > 1:
+        problem.model.use_threads(int(config["model_threads"]))
+    return ScopeEvaluator(problem.X, problem.groups, len(problem.group_names), space,
+                          problem.model.favourable, cache_size)

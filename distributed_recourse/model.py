@@ -93,6 +93,8 @@ class BlackBox:
         wanted = value_key(self.favourable_output)
         return pd.Series(predicted).map(value_key).to_numpy() == wanted
 
+    __call__ = favourable  # the model is the recourse math's `favourable(X)` callable
+
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

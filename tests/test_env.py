@@ -106,7 +106,7 @@ def test_spaces_and_initial_state():
     # con 0 in [-10, 10] -> 0; ord sentinel 0 in [0, 4] -> -1
     np.testing.assert_array_equal(obs, [0.0, -1.0, 0.0, -1.0])
     # nobody is flipped by the no-change set
-    assert not env.flipped.any()
+    assert not env.evaluator.flipped.any()
     np.testing.assert_array_equal(env.gower, [0.0, 0.0])
 
 
@@ -422,7 +422,7 @@ def test_cache_evicts_least_recently_used():
     run(env, [(1.0, 1.0)])
     assert model.calls == 5
     # the outcome read back from the cache: x1 := 2 flips p0 only
-    np.testing.assert_array_equal(env.flipped, [[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(env.evaluator.flipped, [[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])
 
 
 # ---------------------------------------------------------------- hybrid fairness

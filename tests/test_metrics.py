@@ -82,7 +82,7 @@ def test_ecr_threshold_is_inclusive_and_duplicates_count_once():
 def test_set_metrics_micro():
     t = tally(FLIPPED_A, GROUPS_A, 2, DISTINCT_A, phi=0.6)
     share = share_per_action(action_effectiveness(FLIPPED_A, GROUPS_A, 2), t.people)
-    active = active_actions(MICRO, FLIPPED_A, share, DISTINCT_A, 0.6, 0.3)
+    active = active_actions(MICRO, action_effectiveness(FLIPPED_A, GROUPS_A, 2), share, DISTINCT_A, 0.6, 0.3)
     np.testing.assert_array_equal(active, [True, True, True, True, False])
     m = set_metrics(t, MICRO, active, MEAN_GOWER_A)
     np.testing.assert_allclose(m.effectiveness, [1.0, 2 / 3])
@@ -99,7 +99,7 @@ def test_set_metrics_micro():
 def test_set_metrics_macro_with_threshold():
     t = tally(FLIPPED_A, GROUPS_A, 2, DISTINCT_A, phi=0.6)
     share = share_per_action(action_effectiveness(FLIPPED_A, GROUPS_A, 2), t.people)
-    active = active_actions(MACRO, FLIPPED_A, share, DISTINCT_A, 0.6, 0.3)
+    active = active_actions(MACRO, action_effectiveness(FLIPPED_A, GROUPS_A, 2), share, DISTINCT_A, 0.6, 0.3)
     # a2 flips someone (micro-active) but only 0.2 of g0 < 0.3
     np.testing.assert_array_equal(active, [True, True, False, True, False])
     m = set_metrics(t, MACRO, active, MEAN_GOWER_A)
@@ -111,7 +111,7 @@ def test_set_metrics_macro_with_threshold():
     assert m.gower_nonactive == pytest.approx(0.125)  # (0.05 + 0.2) / 2
     # a threshold of exactly 0.2 makes a2 active too (>=)
     np.testing.assert_array_equal(
-        active_actions(MACRO, FLIPPED_A, share, DISTINCT_A, 0.6, 0.2),
+        active_actions(MACRO, action_effectiveness(FLIPPED_A, GROUPS_A, 2), share, DISTINCT_A, 0.6, 0.2),
         [True, True, True, True, False],
     )
 
@@ -119,11 +119,11 @@ def test_set_metrics_macro_with_threshold():
 def test_active_actions_ecr_rule():
     people = np.array([5, 3])
     share = share_per_action(action_effectiveness(FLIPPED_A, GROUPS_A, 2), people)
-    ecr = active_actions(ECR, FLIPPED_A, share, DISTINCT_A, 0.6, 0.3)
+    ecr = active_actions(ECR, action_effectiveness(FLIPPED_A, GROUPS_A, 2), share, DISTINCT_A, 0.6, 0.3)
     # a0 (0.6 in g0), a1 (2/3 in g1); a3 is effective but a duplicate
     np.testing.assert_array_equal(ecr, [True, True, False, False, False])
     np.testing.assert_array_equal(
-        active_actions(ECR, FLIPPED_A, share, DISTINCT_A, 0.61, 0.3),
+        active_actions(ECR, action_effectiveness(FLIPPED_A, GROUPS_A, 2), share, DISTINCT_A, 0.61, 0.3),
         [False, True, False, False, False],
     )
     t = tally(FLIPPED_A, GROUPS_A, 2, DISTINCT_A, phi=0.6)

@@ -25,9 +25,9 @@ def evaluate_scope(
     k = len(group_names)
     distinct = space.distinct(action_set)
     per_action = M.action_effectiveness(outcome.flipped, groups, k)
-    tally = M.tally(outcome.flipped, groups, k, distinct, weights.phi, per_action)
+    tally = M.tally(outcome.flipped, groups, k, distinct, weights.phi)
     share = M.share_per_action(per_action, tally.people)
-    active = M.active_actions(weights.active_rule, outcome.flipped, share, distinct,
+    active = M.active_actions(weights.active_rule, per_action, share, distinct,
                               weights.phi, weights.macro_active)
     m = M.set_metrics(tally, weights.effectiveness, active, outcome.gower.mean(axis=1))
     summary = {

@@ -107,24 +107,29 @@ def action_effectiveness(flipped: np.ndarray, groups: np.ndarray, n_groups: int)
 
 
 def tally(
-    flipped: np.ndarray,
-    groups: np.ndarray,
-    n_groups: int,
-    distinct: np.ndarray,
-    phi: float,
-    per_action: np.ndarray | None = None,
+    flipped: np.ndarray, groups: np.ndarray, n_groups: int, distinct: np.ndarray, phi: float
 ) -> GroupTally:
-    """Counts for one population under one set.
-
-    `distinct` marks the actions ECR counts (duplicates removed); `per_action` (N, k) may be
-    passed when the caller keeps it cached."""
-    people = np.bincount(groups, minlength=n_groups)
-    if per_action is None:
-        per_action = action_effectiveness(flipped, groups, n_groups)
+    """Counts for one population under one set; `distinct` marks the actions ECR counts
+    (duplicates removed)."""
     any_flipped = flipped.any(axis=0)
-    flipped_any = np.bincount(groups, weights=any_flipped, minlength=n_groups).astype(np.int64)
+    return tally_from_counts(
+        action_effectiveness(flipped, groups, n_groups),
+        np.bincount(groups, weights=any_flipped, minlength=n_groups).astype(np.int64),
+        np.bincount(groups, minlength=n_groups),
+        distinct, phi,
+    )
+
+
+def tally_from_counts(
+    per_action: np.ndarray, flipped_any: np.ndarray, people: np.ndarray, distinct: np.ndarray,
+    phi: float,
+) -> GroupTally:
+    """The tally from counts alone (N, k flipped per action and group; k flipped by any
+    action; k people): what the environment keeps, summed over shards."""
+    per_action = np.asarray(per_action, dtype=np.int64)
     effective = ((share_per_action(per_action, people) >= phi) & distinct[:, None]).sum(axis=0)
-    return GroupTally(people, flipped_any, per_action.max(axis=0), effective, len(flipped))
+    return GroupTally(np.asarray(people, dtype=np.int64), np.asarray(flipped_any, dtype=np.int64),
+                      per_action.max(axis=0), effective, len(per_action))
 
 
 def share_per_action(per_action: np.ndarray, people: np.ndarray) -> np.ndarray:
@@ -134,16 +139,17 @@ def share_per_action(per_action: np.ndarray, people: np.ndarray) -> np.ndarray:
 
 def active_actions(
     rule: str,
-    flipped: np.ndarray,
+    per_action: np.ndarray,
     share: np.ndarray,
     distinct: np.ndarray,
     phi: float,
     macro_threshold: float,
 ) -> np.ndarray:
     """(N,) which actions count as active: `micro` flips anyone; `macro` reaches
-    `macro_threshold` in some group; `ecr` is a distinct action effective (>= phi) somewhere."""
+    `macro_threshold` in some group; `ecr` is a distinct action effective (>= phi) somewhere.
+    `per_action` is (N, k) flipped counts, `share` the same as shares of each group."""
     if rule == MICRO:
-        return flipped.any(axis=1)
+        return per_action.sum(axis=1) > 0
     if rule == MACRO:
         return (share >= macro_threshold).any(axis=1)
     if rule == ECR:
