@@ -102,9 +102,9 @@ def parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--output", required=True)
     reproduce.add_argument("--data", default=None, help="the data file (needed for ssl)")
     reproduce.add_argument("--budget", type=float, default=120.0,
-                           help="training seconds per scope and experiment")
+                           help="training seconds per experiment (its scopes train in turn)")
     reproduce.add_argument("--steps", type=int, default=40_000,
-                           help="env steps per scope and experiment at most")
+                           help="env steps per scope at most")
     reproduce.add_argument("--address", default=None)
     reproduce.add_argument("--resume", action="store_true")
     reproduce.set_defaults(run=cmd_reproduce)
