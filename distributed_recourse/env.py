@@ -87,8 +87,7 @@ class RecourseEnv(gym.Env):
         self._others: M.GroupTally | None = None
         self.best_seen: dict[str, Any] | None = None
         """The highest-reward set so far: the fallback result of a search that met no goal."""
-        self.action_seed = config.get("seed")
-        self.action_space.seed(self.action_seed)
+        self.action_space.seed(config.get("seed"))
         self._reset_state()
 
     # ----------------------------------------------------------------- evaluation

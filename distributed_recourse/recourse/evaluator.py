@@ -79,7 +79,3 @@ class ScopeEvaluator:
                         minlength=self.n_groups).astype(np.int64),
             gower,
         )
-
-    def set_all(self, action_set: np.ndarray) -> list[ActionCounts]:
-        """Replace the whole set (episode reset); the last entry's flipped_any is the set's."""
-        return [self.set_action(j, action) for j, action in enumerate(action_set)]
