@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
-from ray.data import Datasink, Datasource, ReadTask
+from ray.data import Datasink, Datasource, ExecutionResources, ReadTask
 from ray.data.block import Block, BlockAccessor, BlockMetadata
 from ray.data.datasource.datasink import TaskContext
 
@@ -57,6 +57,10 @@ RAW = "raw:"
 """Prefix, between the actors and the sink, of a rejected row's input values as text."""
 SOURCE, ROW = "source", "row"
 """Output columns naming a row's input file (relative to the input) and its row there (from 0)."""
+STORE_BYTES = 512 * 2**20
+"""Object store the pipeline's blocks may hold at once: reading outpaces explaining, and Ray
+Data's default budget (half the object store, GBs) would let it queue that much ahead. A few
+blocks per operator fit (a 50,000-row Adult block is ~25 MB explained)."""
 
 
 # --------------------------------------------------------------------- input files
@@ -386,13 +390,18 @@ def explain_batch(
 
             ray = connect(address)
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            # One explaining actor per CPU, each owning 3/4 of one; reading and writing cost little
+            # beside the model: one task at a time each, in the remaining quarters (each worker
+            # process costs ~200 MB).
             rows = ray.data.read_datasource(InputFiles(files, pending, columns, block_rows),
-                                            num_cpus=0.25)
+                                            num_cpus=0.25, concurrency=1)
             explained = rows.map_batches(
                 ExplainBatches, fn_constructor_args=(explainer, alternatives), batch_format="pandas",
                 batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.75)
+            explained.context.execution_options.resource_limits = ExecutionResources.for_limits(
+                object_store_memory=STORE_BYTES)
             explained.write_datasink(ExplanationSink(str(output), [f.source for f in files], columns),
-                                     ray_remote_args={"num_cpus": 0.25})
+                                     ray_remote_args={"num_cpus": 0.25}, concurrency=1)
         manifest = summarize(output, files, run, input, todo, time.time() - started)
         partial = output / ".manifest.json.partial"
         partial.write_text(json.dumps(manifest, indent=2))

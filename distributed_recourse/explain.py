@@ -37,6 +37,10 @@ FAVOURABLE, RECOURSE, NO_RECOURSE, REJECTED = "favourable", "recourse", "no_reco
 scope's set flips the decision, failed validation."""
 CF = "cf_"
 """Prefix of the counterfactual's actionable feature columns."""
+LAZY_ROWS = 1_000
+"""Below this many people, asking the model about all their remaining actions at once beats
+asking rank by rank: a call walks every tree of a forest, and small calls pay for it per row
+(Adult's forest: 66 us per row in calls of 100 rows, 26 in calls of 1,000, 16 of 5,000)."""
 
 
 # --------------------------------------------------------------------- validation
@@ -188,9 +192,10 @@ def closest_actions(
     X holds people the model does not favour; `sets` (S, N, m) one set per scope and `scope`
     (n,) each person's. The model is asked lazily, in order of Gower distance: a person stops
     being evaluated once 1 + `alternatives` actions flip them, and actions that change nothing
-    for the person (or repeat an earlier action of the set) are never evaluated. All remaining
-    people of one rank go to the model in one call. The chosen action is what
-    `metrics.person_outcome` would choose over all actions (ties: the first in the set)."""
+    for the person (or repeat an earlier action of the set) are never evaluated. All people of
+    one rank go to the model in one call; once fewer than `LAZY_ROWS` remain, all their
+    remaining actions do. The chosen action is what `metrics.person_outcome` would choose over
+    all actions (ties: the first in the set)."""
     n, N = len(X), sets.shape[1]
     moved = np.repeat(X[None], N, axis=0)
     for s in np.unique(scope):
@@ -205,13 +210,19 @@ def closest_actions(
     people = np.arange(n)
     flipped = np.zeros((N, n), dtype=bool)
     found = np.zeros(n, dtype=np.int64)
-    for j in order:  # j[i]: person i's action at this rank
+    for rank, j in enumerate(order):  # j[i]: person i's action at this rank
         todo = np.flatnonzero((found <= alternatives) & usable[j, people])
         if not len(todo):
             break
-        hit = np.asarray(favourable(moved[j[todo], todo]), dtype=bool)
-        flipped[j[todo], todo] = hit
-        found[todo] += hit
+        last = rank + 1 if len(todo) >= LAZY_ROWS else N
+        action, person = order[rank:last, todo], np.broadcast_to(todo, (last - rank, len(todo)))
+        keep = usable[action, person]
+        action, person = action[keep], person[keep]
+        hit = np.asarray(favourable(moved[action, person]), dtype=bool)
+        flipped[action, person] = hit
+        found += np.bincount(person[hit], minlength=n)
+        if last == N:
+            break
     wanted = 1 + alternatives
     cost = np.vstack([np.where(flipped, gower, np.inf), np.full((max(0, wanted - N), n), np.inf)])
     ranked = np.argsort(cost, axis=0, kind="stable")[:wanted]

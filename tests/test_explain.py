@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from distributed_recourse import explain
 from distributed_recourse.batch import explain_batch
 from distributed_recourse.config import ConfigError
 from distributed_recourse.data.datasets import FILES, read_table
@@ -112,7 +113,9 @@ def test_fewer_alternatives_are_padded_none_asked_gives_none_and_empty_frames_wo
     assert list(TOY_EXPLAINER.explain(PEOPLE.iloc[[2]])["status"]) == [FAVOURABLE]
 
 
-def test_lazy_evaluation_chooses_as_person_outcome_over_every_action():
+@pytest.mark.parametrize("lazy_rows", [1, 10**9], ids=["rank by rank", "all at once"])
+def test_lazy_evaluation_chooses_as_person_outcome_over_every_action(lazy_rows, monkeypatch):
+    monkeypatch.setattr(explain, "LAZY_ROWS", lazy_rows)
     rng = np.random.default_rng(3)
     n = 400
     X = np.column_stack([rng.integers(20, 70, n), rng.integers(0, 3, n), rng.uniform(0, 100, n),
@@ -126,7 +129,9 @@ def test_lazy_evaluation_chooses_as_person_outcome_over_every_action():
     model = BlackBox(Rule(), SPACE)
     unfavourable = X[~model.favourable(X)]
     scope = rng.integers(0, 3, len(unfavourable))
-    found = closest_actions(actions, unfavourable, sets, scope, model.favourable, alternatives=4)
+    asked = []
+    found = closest_actions(actions, unfavourable, sets, scope,
+                            lambda X: asked.append(len(X)) or model.favourable(X), alternatives=1)
     for s in range(3):
         mine = scope == s
         expected = M.person_outcome(M.evaluate_set(actions, unfavourable[mine], sets[s],
@@ -139,6 +144,10 @@ def test_lazy_evaluation_chooses_as_person_outcome_over_every_action():
         cf = found.counterfactual[mine][valid]
         assert model.favourable(cf).all()
     assert 0 < found.valid.mean() < 1
+    usable = sum(int((actions.n_changed(unfavourable[scope == s], actions.apply(
+        unfavourable[scope == s], a)) > 0).sum()) for s in range(3) for a in np.unique(sets[s], axis=0))
+    assert len(asked) == (5 if lazy_rows == 1 else 1)
+    assert sum(asked) <= usable and (sum(asked) < usable) == (lazy_rows == 1)
 
 
 def test_rows_that_fail_validation_are_rejected_with_the_column():
