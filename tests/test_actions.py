@@ -261,3 +261,12 @@ def test_apply_is_idempotent_for_target_actions(case):
     once = space.apply(X, action)
     twice = space.apply(once, action)
     np.testing.assert_array_equal(twice, once)
+
+
+def test_describe_leaves_out_one_way_targets_that_change_nobody():
+    features = (FeatureSpec("edu", 0, "ord", 1.0, 16.0, direction="increase", integer=True),
+                FeatureSpec("debt", 1, "ord", 0.0, 5.0, direction="decrease", integer=True),
+                FeatureSpec("gain", 2, "con", 0.0, 100.0))
+    space = ActionSpace(features, 1)
+    assert space.describe(np.array([1.0, 5.0, 0.0])) == {}
+    assert space.describe(np.array([2.0, 4.0, -3.0])) == {"edu": 2.0, "debt": 4.0, "gain": -3.0}

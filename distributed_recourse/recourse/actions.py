@@ -99,12 +99,13 @@ class ActionSpace:
 
     # ----------------------------------------------------------------- reading actions
     def describe(self, action: np.ndarray) -> dict[str, float]:
-        """The entries of one action that change something, by feature name."""
-        return {
-            f.name: float(value)
-            for f, value, con in zip(self.features, action, self.is_con, strict=True)
-            if (value != 0.0 if con else value != f.low - 1.0)
-        }
+        """The entries of one action that can change someone, by feature name (a one-way
+        feature's target at its own end, e.g. `education at least 1`, changes nobody)."""
+        moves = np.where(self.is_con, action != 0.0, action != self.sentinel)
+        moves &= ~(self.increase_only & ~self.is_con & (action <= self.low))
+        moves &= ~(self.decrease_only & ~self.is_con & (action >= self.high))
+        return {f.name: float(value)
+                for f, value, move in zip(self.features, action, moves, strict=True) if move}
 
     def from_description(self, changes: dict[str, float]) -> np.ndarray:
         """Inverse of `describe`: unknown names raise, missing ones mean no change."""
