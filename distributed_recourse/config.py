@@ -102,14 +102,24 @@ class TrainConfig:
     """CPUs each scope's trainer owns; None shares the cluster's CPUs evenly among the scopes
     so that all train at once (hybrid needs it). A forest model predicts with that many threads."""
     resources_per_trainer: dict[str, float] = field(default_factory=dict)
-    """Custom Ray resources each trainer asks for (e.g. one per node)."""
+    """Custom Ray resources each trainer asks for. One trainer per node: start each worker
+    node with `ray start --resources='{"trainer_slot": 1}'` and set `{trainer_slot: 1}` here."""
+    stats_actor_resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources the central statistics actor asks for. Without them it lives on
+    the driver's node, where it writes OUTPUT/stats.json; with them, on a node that has them
+    (that node must reach OUTPUT, e.g. a shared mount)."""
+    storage: str | None = None
+    """Where Ray Tune keeps the trials and checkpoints: an absolute path every node can reach
+    or a URI such as `s3://bucket/runs/adult`; None keeps them in OUTPUT/tune. The summary
+    files are written to OUTPUT on the driver either way."""
     max_failures: int = 3
     """Times a failed trainer is restarted from its last checkpoint."""
     stats_sync_steps: int = 50
     """Env steps between exchanges with the central statistics actor."""
     selection: str = "sr_minus_pd"
     """How the final set of a scope is picked from its archive: `sr_minus_pd` (highest
-    SR - PD, ties by lower Gower) or `gower` (lowest Gower among successful sets)."""
+    SR - PD, ties by lower Gower) or `gower` (lowest Gower among successful sets). Under
+    hybrid fairness the scopes' sets are chosen together, for the population's SR - PD."""
 
 
 @dataclass
@@ -133,6 +143,10 @@ class RunConfig:
             raise ConfigError(f"model.kind {self.model.kind!r}, expected one of {MODELS}")
         if self.population.clusters < 1:
             raise ConfigError(f"population.clusters must be at least 1, got {self.population.clusters}")
+        storage = self.train.storage
+        if storage and "://" not in storage and not Path(storage).is_absolute():
+            raise ConfigError(f"train.storage must be an absolute path or a URI such as "
+                              f"s3://bucket/path, got {storage!r}")
 
     @property
     def scopes_use_clusters(self) -> bool:

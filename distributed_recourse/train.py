@@ -25,7 +25,7 @@ from distributed_recourse.env import RecourseEnv, ScopeProblem
 from distributed_recourse.population import Population, Prepared, prepare
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
-from distributed_recourse.recourse.archive import best_entry
+from distributed_recourse.recourse.archive import best_combination, best_entry
 from distributed_recourse.recourse.evaluation import (
     counterfactuals,
     evaluate_scope,
@@ -81,7 +81,10 @@ def on_algorithm_init(*, algorithm, **kwargs) -> None:
 
 
 def on_train_result(*, algorithm, result: dict, **kwargs) -> None:
-    """Report the search's progress with each iteration, and send the archive to the actor."""
+    """Report the search's progress with each iteration, and send the archive to the actor;
+    `node_id` shows where on a cluster the trainer ran."""
+    import ray
+
     for env in recourse_envs(algorithm):
         env.flush()
         best = env.best_seen
@@ -92,6 +95,7 @@ def on_train_result(*, algorithm, result: dict, **kwargs) -> None:
             "best_reward": best["reward"] if best else float("nan"),
             "best_SR": best["SR"] if best else float("nan"),
             "best_PD": best["PD"] if best else float("nan"),
+            "node_id": ray.get_runtime_context().get_node_id(),
         }
 
 
@@ -143,6 +147,8 @@ def sac_config(config: RunConfig, env_config: dict[str, Any], cpus: float):
                    min_sample_timesteps_per_iteration=config.train.steps_per_iteration)
         .resources(num_cpus_for_main_process=cpus,
                    custom_resources_for_main_process=dict(config.train.resources_per_trainer))
+        # the local learner shares the trainer's CPUs (its "auto" default would ask for 1)
+        .learners(num_learners=0, num_cpus_per_learner=cpus)
         .debugging(seed=config.seed)
         .callbacks(on_algorithm_init=on_algorithm_init, on_train_result=on_train_result)
     )
@@ -169,7 +175,8 @@ def start_hub(name: str, checkpoint: Path, config: RunConfig, by_scope: dict[str
     """The central statistics actor, seeded with every scope's no-change tally."""
     import ray
 
-    hub = start_actor(name, str(checkpoint), config.train.selection)
+    hub = start_actor(name, str(checkpoint), config.train.selection,
+                      dict(config.train.stats_actor_resources))
     ray.get([hub.register.remote(scope, no_change_tally(problem, config.reward.n_actions,
                                                         config.reward.phi))
              for scope, problem in by_scope.items()])
@@ -263,10 +270,10 @@ def train(
     if config.train.stop_archived:
         stop["recourse/archived"] = config.train.stop_archived
 
-    storage = output / "tune"
-    experiment = storage / EXPERIMENT
-    if resume and tune.Tuner.can_restore(str(experiment)):
-        tuner = tune.Tuner.restore(str(experiment), trainable=SAC, param_space=param_space,
+    storage = config.train.storage or str(output / "tune")
+    experiment = f"{storage.rstrip('/')}/{EXPERIMENT}"
+    if resume and tune.Tuner.can_restore(experiment):
+        tuner = tune.Tuner.restore(experiment, trainable=SAC, param_space=param_space,
                                    resume_unfinished=True, resume_errored=True)
     else:
         tuner = tune.Tuner(
@@ -275,7 +282,7 @@ def train(
             tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=len(scopes)),
             run_config=tune.RunConfig(
                 name=EXPERIMENT,
-                storage_path=str(storage),
+                storage_path=storage,
                 stop=stop,
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=config.train.checkpoint_every,
@@ -296,6 +303,7 @@ def train(
             "time_s": float(metrics.get("time_total_s", 0.0)),
             "checkpoint": result.checkpoint.path if result.checkpoint else None,
             "error": str(result.error) if result.error else None,
+            "node_id": metrics.get("recourse", {}).get("node_id"),
         }
     snapshot = ray.get(hub.snapshot.remote())
     ray.get(hub.save.remote())
@@ -312,9 +320,15 @@ def summarize(
     (and over the held-out people, when the population was split)."""
     weights = config.reward
     space = ActionSpace(prepared.model.space.actionable, weights.n_actions)
+    archives = {name: snapshot["archive"].get(name, []) for name in scopes}
+    if config.level == "hybrid":
+        chosen = best_combination(archives, weights.effectiveness, config.train.selection)
+    else:
+        chosen = {name: best_entry(entries, config.train.selection)
+                  for name, entries in archives.items()}
     sets, met = {}, {}
     for name in scopes:
-        entry = best_entry(snapshot["archive"].get(name, []), config.train.selection)
+        entry = chosen[name]
         met[name] = entry is not None
         entry = entry or snapshot.get("best_seen", {}).get(name)
         sets[name] = np.array(entry["set"]) if entry else space.initial_set()
@@ -329,6 +343,7 @@ def summarize(
             env_steps_per_s=steps / seconds if seconds else 0.0,
             train_s=seconds,
             error=trial.get("error"),
+            node_id=trial.get("node_id"),
             set=sets[name].tolist(),
         )
     summary = {

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from distributed_recourse.recourse.actions import ActionSpace
-from distributed_recourse.recourse.metrics import GroupTally, SetMetrics
+from distributed_recourse.recourse.metrics import GroupTally, SetMetrics, spread
 
 SELECTION_RULES = ("sr_minus_pd", "gower")
 
@@ -50,3 +50,31 @@ def selection_key(entry: dict[str, Any], rule: str = "sr_minus_pd") -> tuple[flo
 
 def best_entry(entries: list[dict[str, Any]], rule: str = "sr_minus_pd") -> dict[str, Any] | None:
     return max(entries, key=lambda e: selection_key(e, rule), default=None)
+
+
+def best_combination(
+    archives: dict[str, list[dict[str, Any]]], effectiveness: str, rule: str = "sr_minus_pd",
+    rounds: int = 3,
+) -> dict[str, dict[str, Any] | None]:
+    """Hybrid fairness: one set per scope, chosen together so that the population's SR - PD
+    (ties: smaller ECR gap, then lower Gower) is best. Starts from each scope's own best
+    and improves one scope at a time with the others fixed; exact, from the stored tallies."""
+    chosen = {scope: best_entry(entries, rule) for scope, entries in archives.items()}
+    if any(entry is None for entry in chosen.values()) or len(chosen) < 2:
+        return chosen
+
+    def population_key(combination: dict[str, dict[str, Any]]) -> tuple[float, ...]:
+        tallies = [GroupTally.from_dict(e["tally"]) for e in combination.values()]
+        pooled = sum(tallies[1:], tallies[0])
+        p = pooled.effectiveness(effectiveness)
+        gap = spread(np.where(pooled.present, pooled.choice(), np.nan))
+        gower = np.mean([e["gower_active"] for e in combination.values()])
+        return (round(float(np.nanmean(p)) - spread(p), 9), -round(gap, 9), -gower)
+
+    for _ in range(rounds):
+        before = dict(chosen)
+        for scope, entries in archives.items():
+            chosen[scope] = max(entries, key=lambda e, s=scope: population_key({**chosen, s: e}))
+        if all(chosen[s] is before[s] for s in chosen):
+            break
+    return chosen

@@ -1,0 +1,26 @@
+"""Choosing final sets from the archive: per scope, and jointly under hybrid fairness."""
+
+from distributed_recourse.recourse.archive import best_combination, best_entry
+
+
+def entry(sr, pd, flipped_any, people=(10, 10), effective=(1, 1), gower=0.1):
+    tally = {"people": list(people), "flipped_any": list(flipped_any),
+             "flipped_best": list(flipped_any), "effective": list(effective), "n_actions": 2}
+    return {"SR": sr, "PD": pd, "gower_active": gower, "tally": tally, "set": [[sr, pd]]}
+
+
+def test_hybrid_sets_are_chosen_for_the_population_not_each_scope():
+    # scope a's own best (SR 1.0) leaves group 1 behind population-wide: with b's set
+    # flipping (5, 9), a_best gives (15, 19)/20 -> PD 0.2; a_fair gives (14, 14)/20 -> PD 0.
+    a_best = entry(1.0, 0.0, (10, 10))
+    a_fair = entry(0.9, 0.05, (9, 5))
+    b = entry(0.7, 0.1, (5, 9))
+    assert best_entry([a_best, a_fair]) is a_best
+    chosen = best_combination({"a": [a_best, a_fair], "b": [b]}, "micro")
+    assert chosen["a"] is a_fair and chosen["b"] is b
+    # population SR - PD: a_best 0.85 - 0.2 = 0.65 < a_fair 0.7 - 0.0 = 0.7
+
+
+def test_a_scope_without_archive_keeps_the_per_scope_choice():
+    a = entry(1.0, 0.0, (10, 10))
+    assert best_combination({"a": [a], "b": []}, "micro") == {"a": a, "b": None}
