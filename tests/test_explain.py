@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distributed_recourse import explain
-from distributed_recourse.batch import explain_batch
+from distributed_recourse.batch import explain_batch, part_name
 from distributed_recourse.config import ConfigError
 from distributed_recourse.data.datasets import FILES, read_table
 from distributed_recourse.data.schema import Schema, SchemaError
@@ -368,21 +368,26 @@ def test_batch_missing_column_fails_fast_naming_column_and_file(ray_session, run
 
 
 def test_batch_resumes_from_what_a_crash_left(explained, run, table, tmp_path):
-    """A crash leaves temporary files, parts never committed, and rejected parts whose data
-    part was never renamed into place: a rerun finishes the job with every row once."""
+    """A crash leaves temporary files, parts never committed, rejected parts whose data part was
+    never renamed into place, and (a task Ray ran twice, cut differently) overlapping parts: a
+    rerun finishes the job with every row once."""
     output = tmp_path / "out"
     shutil.copytree(explained[0], output)
     (output / "manifest.json").unlink()
-    parts = sorted((output / "data").glob("part-*.parquet"))
     orphan = sorted((output / "rejected").glob("part-*.parquet"))[0]
     (output / "data" / orphan.name).unlink()
-    for lost in parts[1:4]:
-        lost.unlink(missing_ok=True)
-    (output / "data" / f".{parts[1].name}.0123.partial").write_bytes(b"half a parquet file")
+    lost = sorted((output / "data").glob("part-*.parquet"))[0]
+    lost.unlink()
+    (output / "data" / f".{lost.name}.0123.partial").write_bytes(b"half a parquet file")
     (output / "rejected" / ".part-00009-000000000000-000000000010.parquet.1.partial").write_text("x")
+    kept = sorted((output / "data").glob("part-*.parquet"))
+    assert len(kept) >= 2
+    file, start = int(kept[0].name[5:10]), int(kept[0].name[11:23])
+    overlapping = output / "data" / part_name(file, start + 1, start + 3)
+    pq.write_table(pq.read_table(kept[0]).slice(1, 2), overlapping)
     manifest = explain_batch(run, table[0], output, block_rows=400)
     assert 0 < manifest["rows_this_run"] < len(table[1])
-    assert not list(output.rglob("*.partial"))
+    assert not list(output.rglob("*.partial")) and not overlapping.exists()
     assert_every_row_once(output, table[1])
     assert manifest["status"] == explained[1]["status"]
 
