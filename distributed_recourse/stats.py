@@ -126,11 +126,19 @@ class StatsHub:
 
 
 def start_actor(name: str, checkpoint: str, selection: str, resources: dict | None = None):
-    """The hub as a named, restartable Ray actor; a restarted actor restores its checkpoint."""
-    import ray
+    """The hub as a named, restartable Ray actor; a restarted actor restores its checkpoint.
 
+    Without `resources` it lives on the caller's node, so that on a cluster it writes, and
+    after a restart reads, the checkpoint where the caller's files are (Ray 2.60 places actors
+    with a soft node affinity on any node, so the affinity is hard)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    placement = {"resources": resources} if resources else {
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False)}
     actor = ray.remote(StatsHub).options(
-        name=name, namespace=NAMESPACE, num_cpus=0, resources=resources or None,
+        name=name, namespace=NAMESPACE, num_cpus=0, **placement,
         max_restarts=-1, max_task_retries=-1, get_if_exists=True,
     )
     return actor.remote(checkpoint, selection)

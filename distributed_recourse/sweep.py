@@ -218,9 +218,10 @@ def sweep(
         tune.with_parameters(run_trial, spec=spec, run_dir=str(output)),
         {"cpu": spec.cpus_per_trial},
     )
-    experiment = output / "tune" / EXPERIMENT
-    if resume and tune.Tuner.can_restore(str(experiment)):
-        tuner = tune.Tuner.restore(str(experiment), trainable=trainable,
+    storage = spec.base.train.storage or str(output / "tune")
+    experiment = f"{storage.rstrip('/')}/{EXPERIMENT}"
+    if resume and tune.Tuner.can_restore(experiment):
+        tuner = tune.Tuner.restore(experiment, trainable=trainable,
                                    resume_unfinished=True, resume_errored=True)
     else:
         scheduler = None
@@ -235,7 +236,7 @@ def sweep(
                 metric="objective", mode="max", num_samples=spec.num_samples,
                 scheduler=scheduler, max_concurrent_trials=spec.max_concurrent),
             run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=str(output / "tune"),
+                name=EXPERIMENT, storage_path=storage,
                 callbacks=[sweep_progress()] if verbose else [], verbose=0),
         )
     results = tuner.fit()

@@ -1,0 +1,252 @@
+"""A real multi-node Ray cluster on this machine: a head and worker nodes started as separate
+`ray start` processes, each worker offering one `trainer_slot`. `recourse train --address` runs
+in its own process against it (this test process may hold a local Ray of its own), with one
+trainer per worker node; then a worker node and the central statistics actor are killed while
+the trainers run."""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+SLOT = {"trainer_slot": 1}
+
+pytestmark = [pytest.mark.multinode,
+              pytest.mark.skipif(sys.platform != "linux", reason="reads node processes from /proc")]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every process on the machine."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            table[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def command_line(pid: int) -> list[str]:
+    """A process's arguments ([""] once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    except OSError:
+        return [""]
+
+
+class LocalCluster:
+    """Ray nodes started with `ray start`, each in a session of its own so that one node can be
+    killed alone: its process group (raylet, agents) and their descendants (the raylet's
+    workers run in groups of their own). Only what this class started is ever stopped; `ray
+    stop` would stop every Ray on the machine."""
+
+    def __init__(self, temp_dir: str) -> None:
+        self.temp_dir = temp_dir
+        self.address = f"127.0.0.1:{free_port()}"
+        self.env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "disabled",
+                    # a killed node is declared dead after about 3 s, not 15
+                    "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+        self.groups: list[int] = []
+        self.nodes: dict[str, int] = {}
+        """node id -> the process group of its `ray start`"""
+        self.head = ""
+
+    def start(self, *options: str) -> str:
+        """Start a node and return its id; a second try when a loaded machine makes the
+        raylet miss Ray's 30 s start-up limit."""
+        for _ in range(2):
+            started = subprocess.Popen(
+                ["ray", "start", f"--temp-dir={self.temp_dir}", "--disable-usage-stats",
+                 "--object-store-memory=100000000", f"--dashboard-agent-listen-port={free_port()}",
+                 *options],
+                env=self.env, start_new_session=True, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True)
+            self.groups.append(started.pid)
+            output, _ = started.communicate(timeout=180)
+            if started.returncode == 0:
+                raylet = next(command_line(pid) for pid in self.processes(started.pid)
+                              if command_line(pid)[0].endswith("raylet"))
+                node_id = next(a.split("=", 1)[1] for a in raylet if a.startswith("--node_id="))
+                self.nodes[node_id] = started.pid
+                return node_id
+            self.signal(self.processes(started.pid), signal.SIGKILL)
+        raise AssertionError(output[-3000:])
+
+    def start_head(self) -> None:
+        port = self.address.split(":")[1]
+        self.head = self.start("--head", f"--port={port}", "--num-cpus=0",
+                               "--include-dashboard=false", f"--ray-client-server-port={free_port()}")
+
+    def add_worker(self) -> str:
+        """A worker node with 1 CPU and one trainer slot."""
+        return self.start(f"--address={self.address}", "--num-cpus=1",
+                          f"--resources={json.dumps(SLOT)}")
+
+    def processes(self, group: int) -> set[int]:
+        table = process_table()
+        members = {pid for pid, (_, pgid) in table.items() if pgid == group}
+        while True:
+            children = {pid for pid, (parent, _) in table.items() if parent in members} - members
+            if not children:
+                return members
+            members |= children
+
+    def find(self, node_id: str, title: str) -> int | None:
+        """The pid of the process named `title` (e.g. `ray::StatsHub`) on a node."""
+        return next((pid for pid in self.processes(self.nodes[node_id])
+                     if command_line(pid)[0] == title), None)
+
+    def kill(self, node_id: str) -> None:
+        """The node dies at once, as when its machine fails."""
+        self.signal(self.processes(self.nodes.pop(node_id)), signal.SIGKILL)
+
+    def stop(self) -> None:
+        pids = set().union(*(self.processes(group) for group in self.groups))
+        self.signal(pids, signal.SIGTERM)
+        deadline = time.time() + 10
+        while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+            time.sleep(0.5)
+        self.signal(pids, signal.SIGKILL)
+
+    @staticmethod
+    def signal(pids: set[int], number: int) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # a short temp dir: Ray's socket paths under it must stay within 107 characters
+    with tempfile.TemporaryDirectory(prefix="rmn", dir="/tmp", ignore_cleanup_errors=True) as temp:
+        nodes = LocalCluster(temp)
+        try:
+            nodes.start_head()
+            nodes.add_worker()
+            nodes.add_worker()
+            yield nodes
+        finally:
+            nodes.stop()
+
+
+def train_command(cluster: LocalCluster, tmp_path: Path, env_steps: int) -> list[str]:
+    """`recourse train --address` with tiny.yaml, one trainer per node, trials and checkpoints
+    in a storage folder outside the output."""
+    config = tmp_path / "config.yaml"
+    config.write_text((ROOT / "tune_configs" / "tiny.yaml").read_text().replace(
+        "train: {env_steps: 600,",
+        f"train: {{resources_per_trainer: {json.dumps(SLOT)}, storage: {tmp_path / 'storage'}, "
+        f"env_steps: {env_steps},"))
+    return [sys.executable, "-m", "distributed_recourse.cli", "train", "--config", str(config),
+            "--output", str(tmp_path / "run"), "--address", cluster.address]
+
+
+def results(storage: Path) -> dict[str, list[dict]]:
+    """Each trial's reported results, by scope (Tune writes them to storage when it syncs)."""
+    by_scope = {}
+    for path in (storage / "train").glob("SAC_*/result.json"):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        by_scope[rows[0]["recourse"]["scope"]] = rows
+    return by_scope
+
+
+def archived(stats: dict) -> set[tuple[str, str]]:
+    return {(scope, json.dumps(e["set"])) for scope, entries in stats["archive"].items()
+            for e in entries}
+
+
+def test_trainers_run_one_per_worker_node_and_pool_through_the_central_actor(cluster, tmp_path):
+    workers = set(cluster.nodes) - {cluster.head}
+    done = subprocess.run(train_command(cluster, tmp_path, 600), env=cluster.env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    nodes = {scope: s["node_id"] for scope, s in summary["scopes"].items()}
+    assert set(nodes) == {"cluster-0", "cluster-1"}
+    assert set(nodes.values()) == workers  # different nodes, the two workers, not the head
+    for scope, rows in results(tmp_path / "storage").items():
+        assert {r["recourse"]["node_id"] for r in rows} == {nodes[scope]}
+    assert not (tmp_path / "run" / "tune").exists()  # Tune used train.storage
+
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert set(stats["tallies"]) == set(nodes)
+    for scope, tally in stats["tallies"].items():
+        assert sum(tally["people"]) == summary["scopes"][scope]["n"]
+        assert stats["steps"][scope] >= 600 - 20  # synced up to the end of training
+    # every sync returned the other scope's tally: the hybrid reward's population-wide terms
+    assert stats["syncs"] >= 2 * 600 // 20
+
+
+def test_a_killed_worker_node_and_a_killed_statistics_actor_lose_nothing(cluster, tmp_path):
+    """Kill a worker node once both trainers have a checkpoint, and the statistics actor: the
+    killed node's trial is retried from its checkpoint on a live worker, the actor restarts on
+    the driver's node and restores its state, the run completes and its archive keeps every
+    set recorded before the faults."""
+    storage, run = tmp_path / "storage", tmp_path / "run"
+    victim = sorted(set(cluster.nodes) - {cluster.head})[0]  # each worker runs one trainer
+    log = (tmp_path / "train.log").open("w")
+    training = subprocess.Popen(train_command(cluster, tmp_path, 1000), env=cluster.env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while True:
+            trials = list((storage / "train").glob("SAC_*"))
+            if len(trials) == 2 and all(list(t.glob("checkpoint_*")) for t in trials) and (
+                    run / "stats.json").exists():
+                break
+            assert training.poll() is None, "training ended before the faults"
+            assert time.time() < deadline, "no checkpoints appeared"
+            time.sleep(0.5)
+        before = json.loads((run / "stats.json").read_text())
+        hub = cluster.find(cluster.head, "ray::StatsHub")
+        assert hub, "the statistics actor is not on the driver's (head) node"
+
+        cluster.kill(victim)
+        os.kill(hub, signal.SIGKILL)
+        cluster.add_worker()  # a replacement with the lost trainer slot
+        deadline = time.time() + 60
+        while cluster.find(cluster.head, "ray::StatsHub") in (None, hub):
+            assert time.time() < deadline, "the statistics actor did not restart on the head"
+            time.sleep(0.5)
+
+        assert training.wait(timeout=300) == 0, (tmp_path / "train.log").read_text()[-3000:]
+    finally:
+        if training.poll() is None:
+            os.killpg(training.pid, signal.SIGKILL)
+        log.close()
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert all(s["env_steps"] >= 1000 and s["error"] is None for s in summary["scopes"].values())
+    history = results(storage)
+    restored = [scope for scope, rows in history.items()
+                if rows[-1]["iterations_since_restore"] < rows[-1]["training_iteration"]]
+    assert len(restored) == 1, "the killed node's trial did not continue from its checkpoint"
+    rows = history[restored[0]]
+    assert rows[0]["recourse"]["node_id"] == victim
+    # it ended on a live worker: the replacement, or the other one once its trainer finished
+    assert rows[-1]["recourse"]["node_id"] in set(cluster.nodes) - {cluster.head}
+    assert summary["scopes"][restored[0]]["node_id"] == rows[-1]["recourse"]["node_id"]
+
+    after = json.loads((run / "stats.json").read_text())
+    assert archived(before) <= archived(after)
+    assert after["syncs"] > before["syncs"]
+    for scope, steps in before["steps"].items():
+        assert after["steps"][scope] >= steps
