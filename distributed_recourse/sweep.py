@@ -183,21 +183,21 @@ def run_trial(params: dict[str, Any], spec: SweepSpec, run_dir: str) -> None:
         if rounds % spec.rounds_per_report and not finished:
             continue
         trials = {name: {"env_steps": steps[name], "time_s": elapsed} for name in scopes}
-        summary = summarize(config, prepared, scopes, ray.get(hub.snapshot.remote()), trials,
-                            elapsed)
+        snapshot = ray.get(hub.snapshot.remote())
+        summary = summarize(config, prepared, scopes, snapshot, trials, elapsed)
+        if finished:  # before the last report: Tune may end the trial as soon as it has it
+            write_outputs(trial_dir, summary, snapshot)
+            for algorithm in algorithms.values():
+                algorithm.stop()
         population = summary["population"]
         tune.report({
             "objective": objective(population, spec.objective),
             **{k: population[k] for k in ("SR", "PD", "ECR_gap", "validity", "gower_chosen")},
             "env_steps": min(steps.values()),
-            "done": bool(finished),
+            "finished": bool(finished),  # not `done`: Tune reads that key as "stop this trial"
         })
         if finished:
-            break
-    snapshot = ray.get(hub.snapshot.remote())
-    write_outputs(trial_dir, summary, snapshot)
-    for algorithm in algorithms.values():
-        algorithm.stop()
+            return
 
 
 # --------------------------------------------------------------------- the sweep
@@ -248,7 +248,7 @@ def sweep(
                      "path": result.path,
                      **{k: result.metrics.get(k) for k in
                         ("objective", "SR", "PD", "ECR_gap", "validity", "gower_chosen",
-                         "env_steps", "done")},
+                         "env_steps", "finished")},
                      "trial": Path(result.path).name,
                      "error": str(result.error) if result.error else None})
     trials = pd.DataFrame(rows).sort_values("objective", ascending=False)

@@ -70,6 +70,8 @@ def test_a_short_sweep_writes_trials_pareto_and_a_trainable_best_config(ray_sess
     trials = sweep(spec, tmp_path, verbose=0)
     assert len(trials) == 2
     assert sorted(trials["param:reward.pd"]) == [0.5, 2.0]
+    for path in trials["path"]:  # every finished trial leaves its run files
+        assert {"summary.json", "archive.csv", "stats.json"} <= {p.name for p in Path(path).iterdir()}
     assert trials["objective"].is_monotonic_decreasing
     for column in ("SR", "PD", "ECR_gap", "gower_chosen"):
         assert trials[column].notna().all()
