@@ -34,7 +34,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--run", default=None, help="a trained Adult run (default: train a short one)")
 parser.add_argument("--rows", type=int, default=1_000_000)
 parser.add_argument("--files", type=int, default=10, help="input Parquet files")
-parser.add_argument("--block-rows", type=int, default=50_000)
+parser.add_argument("--block-rows", type=int, default=20_000)
 args = parser.parse_args()
 
 

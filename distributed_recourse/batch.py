@@ -4,9 +4,9 @@ Flow of `explain_batch`: plan (list the input files, count their rows, fail fast
 column; see what an earlier attempt on the same output committed) -> `InputFiles` streams the
 rows not yet committed, in blocks -> `ExplainBatches` actors (one per CPU, the explainer sent
 once through the object store) validate, assign scopes and choose counterfactuals
-(`Explainer.explain`) -> `ExplanationSink` commits each run of consecutive rows of an input
-file -> manifest.json. Ray Data streams: memory holds a few blocks per operator, whatever the
-input's size.
+(`Explainer.explain`) -> this process commits each run of consecutive rows of an input file
+as the explained blocks stream in -> manifest.json. Ray Data streams: memory holds a few
+blocks per operator (`STORE_BYTES` at most), whatever the input's size.
 
 Output folder:
     job.json        what this output is of (run, input files, alternatives); a rerun must match
@@ -19,8 +19,8 @@ Output folder:
 Exactly once: a part is written under a hidden temporary name and renamed; its rejected part
 first, its data part last, so the data part's rename commits the range. A rerun after a crash
 deletes temporary files, rejected parts whose data part is missing and parts whose ranges
-overlap (a task Ray ran twice, cut differently), reads only the rows of no committed range, and
-checks at the end that the committed ranges tile every input file.
+overlap (none should, but one would otherwise fail every rerun), reads only the rows of no
+committed range, and checks at the end that the committed ranges tile every input file.
 
 Reading and writing run on the driver's node (the input and OUT need only exist there); the
 explaining actors spread over the cluster.
@@ -34,10 +34,10 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -45,20 +45,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
-from ray.data import Datasink, Datasource, ExecutionResources, ReadTask
-from ray.data.block import Block, BlockAccessor, BlockMetadata
-from ray.data.datasource.datasink import TaskContext
+from ray.data import Datasource, ExecutionResources, ReadTask
+from ray.data.block import BlockMetadata
 
 from distributed_recourse.config import ConfigError
 from distributed_recourse.data.schema import SchemaError
-from distributed_recourse.explain import CF, REJECTED, Explainer
+
+if TYPE_CHECKING:  # imported where rows are explained: read and write workers do without
+    from distributed_recourse.explain import Explainer  # sklearn and the model (~60 MB each)
 
 PART = re.compile(r"part-(\d{5})-(\d{12})-(\d{12})\.parquet")
 RAW = "raw:"
 """Prefix, between the actors and the sink, of a rejected row's input values as text."""
 SOURCE, ROW = "source", "row"
 """Output columns naming a row's input file (relative to the input) and its row there (from 0)."""
-STORE_BYTES = 512 * 2**20
+STORE_BYTES = 256 * 2**20
 """Object store the pipeline's blocks may hold at once: reading outpaces explaining, and Ray
 Data's default budget (half the object store, GBs) would let it queue that much ahead. A few
 blocks per operator fit (a 50,000-row Adult block is ~25 MB explained)."""
@@ -235,6 +236,8 @@ def feature_type(explainer: Explainer, column: str) -> pa.DataType:
 def output_schema(explainer: Explainer, alternatives: int) -> pa.Schema:
     """The actors' output: `Explainer.explain`'s columns after `source` and `row`, then the
     rejected rows' input values as text; one schema for every block, whatever its rows."""
+    from distributed_recourse.explain import CF
+
     space = explainer.space
     fields = [(SOURCE, pa.string()), (ROW, pa.int64()),
               *((c, feature_type(explainer, c)) for c in space.columns),
@@ -260,7 +263,7 @@ class ExplainBatches:
         explained = self.explainer.explain(batch, self.alternatives)
         explained.insert(0, SOURCE, batch[SOURCE])
         explained.insert(1, ROW, batch[ROW])
-        rejected = np.flatnonzero(explained["status"].to_numpy() == REJECTED)
+        rejected = np.flatnonzero(explained["reason"].notna().to_numpy())
         for column in self.explainer.space.columns:
             text = np.full(len(batch), None, dtype=object)
             text[rejected] = [None if pd.isna(v) else str(v) for v in batch[column].iloc[rejected]]
@@ -290,35 +293,20 @@ def consecutive_runs(table: pa.Table) -> Iterator[tuple[str, int, int, pa.Table]
         yield sources[start], int(rows[start]), int(rows[stop - 1]) + 1, table.slice(start, stop - start)
 
 
-class ExplanationSink(Datasink):
-    """Commits each run of consecutive rows of an input file: its rejected rows, then its
-    explained rows (the commit point; written even when empty)."""
-
-    def __init__(self, output: str, sources: list[str], columns: list[str]) -> None:
-        self.output = Path(output)
-        self.index = {source: i for i, source in enumerate(sources)}
-        self.columns = columns
-
-    @property
-    def supports_distributed_writes(self) -> bool:
-        return False
-
-    def write(self, blocks: Iterable[Block], ctx: TaskContext) -> None:
-        raw = [RAW + c for c in self.columns]
-        for block in blocks:
-            table = BlockAccessor.for_block(block).to_arrow()
-            if not len(table):
-                continue
-            for source, start, stop, rows in consecutive_runs(table):
-                name = part_name(self.index[source], start, stop)
-                is_rejected = pc.equal(rows["status"], REJECTED)
-                rejected = rows.filter(is_rejected)
-                if len(rejected):
-                    atomic_parquet(rejected.select([SOURCE, ROW, "reason", *raw])
-                                   .rename_columns([SOURCE, ROW, "reason", *self.columns]),
-                                   self.output / "rejected" / name)
-                atomic_parquet(rows.filter(pc.invert(is_rejected)).drop_columns(["reason", *raw]),
-                               self.output / "data" / name)
+def commit(table: pa.Table, output: Path, files: dict[str, int], columns: list[str]) -> None:
+    """Commit each run of consecutive rows of an input file in an explained block: its rejected
+    rows, then its explained rows (the commit point; written even when empty)."""
+    raw = [RAW + c for c in columns]
+    for source, start, stop, rows in consecutive_runs(table):
+        name = part_name(files[source], start, stop)
+        is_rejected = pc.is_valid(rows["reason"])
+        rejected = rows.filter(is_rejected)
+        if len(rejected):
+            atomic_parquet(rejected.select([SOURCE, ROW, "reason", *raw])
+                           .rename_columns([SOURCE, ROW, "reason", *columns]),
+                           output / "rejected" / name)
+        atomic_parquet(rows.filter(pc.invert(is_rejected)).drop_columns(["reason", *raw]),
+                       output / "data" / name)
 
 
 def committed(output: Path) -> dict[int, list[tuple[int, int]]]:
@@ -367,11 +355,12 @@ def claim(output: Path, job: dict[str, Any]) -> None:
 # --------------------------------------------------------------------- the job
 def explain_batch(
     run: str | Path, input: str | Path, output: str | Path, address: str | None = None,
-    alternatives: int = 2, block_rows: int = 50_000,
+    alternatives: int = 2, block_rows: int = 20_000,
 ) -> dict[str, Any]:
     """Explain every row of `input` with the run's (or saved explainer's) action sets into
     `output`; finish an interrupted job there. Returns the manifest, also written last to
     `output/manifest.json`."""
+    from distributed_recourse.explain import Explainer
     from distributed_recourse.runtime import connect
 
     started = time.time()
@@ -396,21 +385,24 @@ def explain_batch(
 
             ray = connect(address)
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-            # One explaining actor per CPU, each owning 3/4 of one; reading and writing cost little
-            # beside the model: one task at a time each (a worker process costs ~200 MB), in the
-            # remaining quarters. Blocks stay as read (`block_rows`): Ray Data would split them
-            # to reach 200 blocks, and a forest predicts a row ~15% slower in calls of 5,000
-            # rows than of 50,000.
-            source = InputFiles(files, pending, columns, block_rows)
-            rows = ray.data.read_datasource(source, override_num_blocks=len(source.get_read_tasks(1)),
+            # One explaining actor per CPU, each owning 3/4 of one; reading costs little beside
+            # the model: one task at a time (a worker process costs ~200 MB), in the remaining
+            # quarters. This process commits the explained blocks as they stream in (no write
+            # worker, and OUT need only exist here). Blocks of `block_rows` rows (Ray Data merges
+            # a read task's output, and would split it to reach 200 blocks): a forest predicts a
+            # row 20% slower in calls of 5,000 rows than of 20,000 (13 us on Adult; 11.4 at
+            # 50,000, but then each actor and this process hold ~50 MB more).
+            rows = ray.data.read_datasource(InputFiles(files, pending, columns, block_rows),
+                                            override_num_blocks=max(1, -(-todo // block_rows)),
                                             num_cpus=0.25, concurrency=1)
             explained = rows.map_batches(
                 ExplainBatches, fn_constructor_args=(explainer, alternatives), batch_format="pandas",
                 batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.75)
             explained.context.execution_options.resource_limits = ExecutionResources.for_limits(
                 object_store_memory=STORE_BYTES)
-            explained.write_datasink(ExplanationSink(str(output), [f.source for f in files], columns),
-                                     ray_remote_args={"num_cpus": 0.25}, concurrency=1)
+            sources = {f.source: i for i, f in enumerate(files)}
+            for block in explained.iter_batches(batch_size=None, batch_format="pyarrow"):
+                commit(block, output, sources, columns)
         manifest = summarize(output, files, run, input, todo, time.time() - started)
         partial = output / ".manifest.json.partial"
         partial.write_text(json.dumps(manifest, indent=2))

@@ -124,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
                          help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     explain.add_argument("--alternatives", type=int, default=2,
                          help="next-best flipping actions to report per person")
-    explain.add_argument("--block-rows", type=int, default=50_000,
+    explain.add_argument("--block-rows", type=int, default=20_000,
                          help="rows per block read (memory per worker against overhead)")
     explain.set_defaults(run=cmd_explain)
     return root

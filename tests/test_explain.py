@@ -368,9 +368,9 @@ def test_batch_missing_column_fails_fast_naming_column_and_file(ray_session, run
 
 
 def test_batch_resumes_from_what_a_crash_left(explained, run, table, tmp_path):
-    """A crash leaves temporary files, parts never committed, rejected parts whose data part was
-    never renamed into place, and (a task Ray ran twice, cut differently) overlapping parts: a
-    rerun finishes the job with every row once."""
+    """A crash leaves temporary files, parts never committed and rejected parts whose data part
+    was never renamed into place; should parts ever overlap, they are redone too: a rerun
+    finishes the job with every row once."""
     output = tmp_path / "out"
     shutil.copytree(explained[0], output)
     (output / "manifest.json").unlink()
