@@ -31,6 +31,7 @@ from distributed_recourse.explain import (
     FairRecourse,
     Scopes,
     closest_actions,
+    frame_dataset,
 )
 from distributed_recourse.model import BlackBox
 from distributed_recourse.population import Clustering, Prepared, prepare
@@ -201,6 +202,16 @@ def fitted(ray_session, tiny_config, tmp_path_factory):
                              run_dir=tmp_path_factory.mktemp("fit") / "run")
     assert estimator.fit() is estimator
     return estimator
+
+
+def test_fit_reads_a_users_frame_with_the_configs_schema(tiny_config):
+    """`fit(X, y)` prepares from the frame what `fit()` prepares from the config's dataset."""
+    X, y = ALZHEIMER.drop(columns=["Diagnosis"]), ALZHEIMER["Diagnosis"]
+    from_frame = prepare(tiny_config, frame_dataset(tiny_config, X, y))
+    from_config = prepare(tiny_config)
+    assert np.array_equal(from_frame.population.X, from_config.population.X)
+    with pytest.raises(SchemaError, match="'Diagnosis' is missing"):
+        frame_dataset(tiny_config, X)
 
 
 def test_fair_recourse_explains_a_frame(fitted):
