@@ -110,6 +110,15 @@ def test_stats_actor_restarts_and_restores_its_state(ray_session, tmp_path):
     assert ray.get(ray.get_actor("test-restore", namespace=NAMESPACE).pid.remote()) != pid
 
 
+def snapshot_knows_a_checkpoint(experiment: Path) -> bool:
+    """Tune resumes from its experiment snapshot (written every few seconds): a crash before
+    the snapshot that follows a trial checkpoint restarts that trial from the older state."""
+    checkpoints = list(experiment.glob("*/checkpoint_000001"))
+    snapshots = list(experiment.glob("experiment_state-*.json"))
+    return bool(checkpoints and snapshots) and (
+        max(p.stat().st_mtime for p in snapshots) > max(p.stat().st_mtime for p in checkpoints))
+
+
 def test_killed_training_resumes_without_losing_finished_work(tmp_path):
     """`recourse train` killed midway, then `--resume`: trials continue from their
     checkpoints and the archive keeps what was recorded before the kill."""
@@ -123,10 +132,10 @@ def test_killed_training_resumes_without_losing_finished_work(tmp_path):
     first = subprocess.Popen(command, env=env, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while not list((output / "tune").glob("train/*/checkpoint_000001")):
+    while not snapshot_knows_a_checkpoint(output / "tune" / "train"):
         assert first.poll() is None, "training ended before it could be interrupted"
         assert time.time() < deadline, "no checkpoint appeared"
-        time.sleep(1)
+        time.sleep(0.5)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     before = json.loads((output / "stats.json").read_text())
