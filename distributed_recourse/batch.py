@@ -384,16 +384,18 @@ def explain_batch(
             import ray.data
 
             ray = connect(address)
-            workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-            # One explaining actor per CPU, each owning 3/4 of one; reading costs little beside
-            # the model: one task at a time (a worker process costs ~200 MB), in the remaining
-            # quarters. This process commits the explained blocks as they stream in (no write
-            # worker, and OUT need only exist here). Blocks of `block_rows` rows (Ray Data merges
-            # a read task's output, and would split it to reach 200 blocks): a forest predicts a
-            # row 20% slower in calls of 5,000 rows than of 20,000 (13 us on Adult; 11.4 at
-            # 50,000, but then each actor and this process hold ~50 MB more).
+            blocks = -(-todo // block_rows)
+            workers = max(1, min(blocks, int(ray.cluster_resources().get("CPU", 1))))
+            # An explaining actor per CPU (fewer for fewer blocks), each owning 3/4 of one;
+            # reading costs little beside the model: one task at a time (a worker process costs
+            # ~200 MB), in the remaining quarters. This process commits the explained blocks as
+            # they stream in (no write worker, and OUT need only exist here). Blocks of
+            # `block_rows` rows (Ray Data merges a read task's output, and would split it to
+            # reach 200 blocks): a forest predicts a row 20% slower in calls of 5,000 rows than
+            # of 20,000 (13 us on Adult; 11.4 at 50,000, but then each actor and this process
+            # hold ~50 MB more).
             rows = ray.data.read_datasource(InputFiles(files, pending, columns, block_rows),
-                                            override_num_blocks=max(1, -(-todo // block_rows)),
+                                            override_num_blocks=blocks,
                                             num_cpus=0.25, concurrency=1)
             explained = rows.map_batches(
                 ExplainBatches, fn_constructor_args=(explainer, alternatives), batch_format="pandas",

@@ -261,6 +261,11 @@ def test_fair_recourse_save_load_round_trip(fitted, tmp_path):
     before, after = fitted.explain(frame), loaded.explain(frame)
     pd.testing.assert_frame_equal(before.data, after.data)
     assert before.meta == after.meta
+    # the batch command reads a saved explainer as it reads a run folder
+    (tmp_path / "in").mkdir()
+    frame.to_parquet(tmp_path / "in" / "people.parquet", index=False)
+    manifest = explain_batch(tmp_path / "saved", tmp_path / "in", tmp_path / "out")
+    assert manifest["status"] == {k: v for k, v in before.meta["counts"].items() if v and k != REJECTED}
 
 
 # --------------------------------------------------------------------- the batch pipeline
