@@ -62,7 +62,7 @@ SOURCE, ROW = "source", "row"
 STORE_BYTES = 256 * 2**20
 """Object store the pipeline's blocks may hold at once: reading outpaces explaining, and Ray
 Data's default budget (half the object store, GBs) would let it queue that much ahead. A few
-blocks per operator fit (a 50,000-row Adult block is ~25 MB explained)."""
+blocks per operator fit (a 20,000-row Adult block is ~6 MB explained)."""
 
 
 # --------------------------------------------------------------------- input files
