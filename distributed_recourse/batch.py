@@ -356,10 +356,12 @@ def claim(output: Path, job: dict[str, Any]) -> None:
 def explain_batch(
     run: str | Path, input: str | Path, output: str | Path, address: str | None = None,
     alternatives: int = 2, block_rows: int = 20_000,
+    worker_resources: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Explain every row of `input` with the run's (or saved explainer's) action sets into
     `output`; finish an interrupted job there. Returns the manifest, also written last to
-    `output/manifest.json`."""
+    `output/manifest.json`. `worker_resources`: custom Ray resources each explaining actor
+    asks for (e.g. `{"explain_slot": 1}` to place them on the nodes that offer it)."""
     from distributed_recourse.explain import Explainer
     from distributed_recourse.runtime import connect
 
@@ -399,7 +401,8 @@ def explain_batch(
                                             num_cpus=0.25, concurrency=1)
             explained = rows.map_batches(
                 ExplainBatches, fn_constructor_args=(explainer, alternatives), batch_format="pandas",
-                batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.75)
+                batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.75,
+                resources=worker_resources or None)
             explained.context.execution_options.resource_limits = ExecutionResources.for_limits(
                 object_store_memory=STORE_BYTES)
             sources = {f.source: i for i, f in enumerate(files)}

@@ -67,7 +67,8 @@ def cmd_explain(args: argparse.Namespace) -> None:
     from distributed_recourse.batch import explain_batch
 
     manifest = explain_batch(args.run_dir, args.input, args.output, address=args.address,
-                             alternatives=args.alternatives, block_rows=args.block_rows)
+                             alternatives=args.alternatives, block_rows=args.block_rows,
+                             worker_resources=args.worker_resources)
     print(json.dumps(manifest, indent=2))
     print(f"written {Path(args.output) / 'data'}, rejected/ and manifest.json")
 
@@ -126,6 +127,8 @@ def parser() -> argparse.ArgumentParser:
                          help="next-best flipping actions to report per person")
     explain.add_argument("--block-rows", type=int, default=20_000,
                          help="rows per block read (memory per worker against overhead)")
+    explain.add_argument("--worker-resources", type=json.loads, default=None,
+                         help='custom Ray resources per explaining worker, e.g. \'{"explain_slot": 1}\'')
     explain.set_defaults(run=cmd_explain)
     return root
 
