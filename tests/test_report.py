@@ -105,11 +105,12 @@ def test_summary_keeps_what_reading_actions_needs(runs):
                                    for name in ("FunctionalAssessment", "ADL", "MMSE")}
 
 
-def test_empty_archive_says_nothing_was_archived(runs):
+def test_empty_archive_says_nothing_was_archived(runs, tiny_config):
     _, empty = runs
     md = write_report(empty).read_text()
     assert "Nothing was archived" in md
-    assert "No successful set (SR ≥ 0.75 and PD ≤ 0.09) was found for cluster-0 and cluster-1" in md
+    goal = f"SR ≥ {tiny_config.reward.done_sr:g} and PD ≤ {tiny_config.reward.done_pd:g}"
+    assert f"No successful set ({goal}) was found for cluster-0 and cluster-1" in md
     assert "no successful set: the best set seen" in md
     assert not (empty / "plots" / "progress.png").exists()
     assert (empty / "report.html").is_file()
