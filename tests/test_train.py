@@ -128,7 +128,7 @@ def test_killed_training_resumes_without_losing_finished_work(tmp_path):
         "env_steps: 600", "env_steps: 1200"))
     command = [sys.executable, "-m", "distributed_recourse.cli", "train",
                "--config", str(config), "--output", str(output)]
-    env = {**os.environ, "RAY_ADDRESS": ""}
+    env = {**os.environ, "RAY_ADDRESS": "local"}  # its own Ray, not the session's
     first = subprocess.Popen(command, env=env, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
