@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from distributed_recourse.config import ConfigError, RunConfig
 from distributed_recourse.data.datasets import BUILTIN, Dataset, builtin_schema, finish
-from distributed_recourse.data.schema import OTHER, FeatureSpace, Protected, Schema, SchemaError, value_key
+from distributed_recourse.data.schema import FeatureSpace, Protected, Schema, SchemaError
 from distributed_recourse.model import BlackBox
 from distributed_recourse.population import WHOLE, Clustering, cluster_scope
 from distributed_recourse.recourse.actions import ActionSpace
@@ -90,12 +90,7 @@ def validate(
     valid[list(problems)] = False
     groups = None
     for column in protected.columns:
-        codes, uniques = pd.factorize(frame[column])
-        mapping = protected.groups.get(column, {})
-        names = [value_key(u) for u in uniques]
-        if mapping:
-            names = [mapping.get(key, mapping.get(OTHER)) for key in names]
-        part = np.array([*names, None], dtype=object)[codes]
+        part = protected.column_groups(frame[column], column).to_numpy()
         reject(valid & pd.isna(part), frame[column],
                lambda v, c=column: f"{c}: {v!r} has no protected group")
         groups = part if groups is None else np.array(

@@ -39,6 +39,8 @@ class StatsHub:
         self.archive: dict[str, list[dict[str, Any]]] = {}
         self.steps: dict[str, int] = {}
         self.best_seen: dict[str, dict[str, Any]] = {}
+        self._best: dict[str, dict[str, Any]] = {}
+        """Each scope's best archived entry, kept as entries arrive (read on every sync)."""
         self.syncs = 0
         self._keys: set[tuple[str, str]] = set()
         self._saved_at = 0.0
@@ -79,11 +81,15 @@ class StatsHub:
                 self._keys.add(key)
                 kept.append(entry)
                 added += 1
+        best = best_entry(entries + [self._best[scope]] if scope in self._best else entries,
+                          self.selection)
+        if best is not None:
+            self._best[scope] = best
         return added
 
     # ----------------------------------------------------------------- what scopes read
     def representative(self, scope: str) -> dict:
-        best = best_entry(self.archive.get(scope, []), self.selection)
+        best = self._best.get(scope)
         return best["tally"] if best else self.tallies[scope]
 
     def others(self, scope: str) -> dict | None:
@@ -95,7 +101,7 @@ class StatsHub:
         return pooled.to_dict() if pooled is not None else None
 
     def best(self, scope: str) -> dict[str, Any] | None:
-        return best_entry(self.archive.get(scope, []), self.selection)
+        return self._best.get(scope)
 
     def snapshot(self) -> dict[str, Any]:
         return {"tallies": self.tallies, "archive": self.archive, "steps": self.steps,

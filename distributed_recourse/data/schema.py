@@ -73,22 +73,28 @@ class Protected:
     """Per column, raw value -> group label; the key `*` catches every other value.
     A column without a map uses its raw values as labels."""
 
+    def column_groups(self, values: pd.Series, column: str) -> pd.Series:
+        """Each value's group label for one protected column; None where the value is missing
+        or its column's map has no group for it. (Each distinct value is looked up once.)"""
+        codes, uniques = pd.factorize(values)
+        names = [value_key(u) for u in uniques]
+        mapping = self.groups.get(column, {})
+        if mapping:
+            names = [mapping.get(key, mapping.get(OTHER)) for key in names]
+        return pd.Series(np.array([*names, None], dtype=object)[codes], index=values.index)
+
     def labels(self, frame: pd.DataFrame) -> pd.Series:
         """Group label per row; a combination reads e.g. `White x Female`."""
         parts = []
         for column in self.columns:
-            mapping = self.groups.get(column, {})
-            keys = frame[column].map(value_key)
-            if mapping:
-                mapped = keys.map(lambda k, m=mapping: m.get(k, m.get(OTHER)))
-                unmapped = sorted(set(keys[mapped.isna()]))
-                if unmapped:
-                    raise SchemaError(
-                        f"protected column {column!r}: values {unmapped[:5]} have no group; "
-                        f"add them to its group map or add a '{OTHER}' entry"
-                    )
-                keys = mapped
-            parts.append(keys.astype(str))
+            part = self.column_groups(frame[column], column)
+            unmapped = sorted(set(frame[column][part.isna()].map(value_key)))
+            if unmapped:
+                raise SchemaError(
+                    f"protected column {column!r}: values {unmapped[:5]} have no group; "
+                    f"add them to its group map or add a '{OTHER}' entry"
+                )
+            parts.append(part.astype(str))
         labels = parts[0]
         for part in parts[1:]:
             labels = labels + " x " + part
