@@ -1,4 +1,5 @@
-"""Run configuration: one YAML file (see tune_configs/) read into typed, documented dataclasses.
+"""Run configuration: one YAML file (the shipped ones are in configs/) read into typed,
+documented dataclasses.
 
 Unknown keys are errors that name the section and the key, so a typo never silently falls
 back to a default.
@@ -7,6 +8,7 @@ back to a default.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,31 @@ LEVELS = ("individual", "group", "hybrid")
 MODELS = ("random_forest", "logistic_regression", "gradient_boosting", "mlp", "file")
 
 
+SHIPPED = resources.files("distributed_recourse") / "configs"
+"""The run and sweep configs that ship in the package (`recourse configs` lists them)."""
+
+
 class ConfigError(ValueError):
     """A config file or option that is not what is expected."""
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Name (file stem) -> path of every config shipped in the package."""
+    return {Path(str(p)).stem: Path(str(p)) for p in SHIPPED.iterdir() if p.name.endswith(".yaml")}
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A config file: the path if it exists, else the shipped config of that name (`adult`
+    or `adult.yaml`), so that `--config adult` works from any folder."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    name = path.name.removesuffix(".yaml") if path.parent == Path(".") else None
+    if name in shipped:
+        return shipped[name]
+    raise ConfigError(f"config file {name_or_path} does not exist, and no shipped config has "
+                      f"that name (shipped: {', '.join(sorted(shipped))})")
 
 
 @dataclass
@@ -177,9 +202,7 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+        path = config_path(path)
         try:
             spec = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:

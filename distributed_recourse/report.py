@@ -20,9 +20,7 @@ from distributed_recourse.config import ConfigError, RunConfig
 from distributed_recourse.population import Prepared
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
-
-Features = dict[str, dict[str, Any]]
-"""Actionable feature name -> kind, direction and (cat) categories: what reading an action needs."""
+from distributed_recourse.recourse.describe import Features, action_text, actions_text
 
 
 # --------------------------------------------------------------------- numbers and actions
@@ -43,13 +41,6 @@ def points(value: float | None) -> str:
     return "-" if value is None or np.isnan(value) else f"{100 * value:.1f}"
 
 
-def number(value: float) -> str:
-    """Large or whole values with thousands separators, small ones to 3 significant digits."""
-    if abs(value) >= 100 or float(value).is_integer():
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
 def plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
@@ -60,27 +51,6 @@ def duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-def change_text(name: str, value: float, feature: dict[str, Any]) -> str:
-    """`con` entries are changes (`capital-gain +8,700`), `ord`/`cat` entries are targets
-    (`education-num → 13`, a category by name); a one-way feature never moves back, so its
-    target is a floor (`at least 13`) or a ceiling."""
-    if feature["kind"] == "con":
-        return f"{name} {'+' if value > 0 else '-'}{number(abs(value))}"
-    target = feature["categories"][int(value)] if feature["kind"] == "cat" else number(value)
-    bound = {"increase": "at least", "decrease": "at most"}.get(feature["direction"], "→")
-    return f"{name} {bound} {target}"
-
-
-def action_text(action: dict[str, float], features: Features) -> str:
-    return "; ".join(change_text(name, value, features[name])
-                     for name, value in action.items()) or "no change"
-
-
-def actions_text(actions: list[dict[str, float]], features: Features) -> str:
-    """`capital-gain +8,700; hours-per-week +2 | education-num at least 13`"""
-    return " | ".join(action_text(action, features) for action in actions)
 
 
 def summary_table(summary: dict[str, Any]) -> str:

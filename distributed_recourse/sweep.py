@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from distributed_recourse.config import ConfigError, RunConfig
+from distributed_recourse.config import ConfigError, RunConfig, config_path
 from distributed_recourse.population import Prepared
 from distributed_recourse.runtime import connect, limit_threads
 from distributed_recourse.train import (
@@ -63,9 +63,7 @@ class SweepSpec:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SweepSpec:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"sweep file {path} does not exist")
+        path = config_path(path)
         spec = yaml.safe_load(path.read_text()) or {}
         known = {"base", "search", "num_samples", "objective", "scheduler",
                  "rounds_per_report", "max_concurrent", "cpus_per_trial", "experiments"}

@@ -16,7 +16,8 @@ from distributed_recourse.population import prepare
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.archive import archive_entry
-from distributed_recourse.report import actions_text, write_report
+from distributed_recourse.recourse.describe import actions_text
+from distributed_recourse.report import write_report
 from distributed_recourse.train import summarize, write_outputs
 
 PNG = b"\x89PNG\r\n\x1a\n"
