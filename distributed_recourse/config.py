@@ -17,6 +17,8 @@ import yaml
 from distributed_recourse.recourse.rewards import RewardWeights
 
 LEVELS = ("individual", "group", "hybrid")
+SEARCHES = ("sac", "random", "greedy")
+MDPS = ("proposal", "reference")
 MODELS = ("random_forest", "logistic_regression", "gradient_boosting", "mlp", "file")
 
 
@@ -89,6 +91,38 @@ class PopulationConfig:
 
 
 @dataclass
+class SearchConfig:
+    """How each scope is searched, and when a scope is done."""
+
+    kind: str = "sac"
+    """`sac` (RLlib SAC, the method) or a non-learned baseline at the same model calls:
+    `random` (uniform candidates) or `greedy` (coordinate hill climbing)."""
+    mdp: str = "proposal"
+    """SAC's formulation: `proposal` (a step proposes a whole action; an episode builds a set)
+    or `reference` (the paper's: a step moves one entry of the set, DESIGN.md section 4)."""
+    goal_share: float = 0.98
+    """A set meets the goal when its SR is at least this share of the ceiling's SR..."""
+    goal_pd_margin: float = 0.01
+    """...and its PD at most the ceiling's PD plus this margin..."""
+    goal_pd_floor: float = 0.02
+    """...or this floor, whichever is larger (ECR rewards also need equal choice)."""
+    goal_sr: float | None = None
+    """A fixed SR target instead of the ceiling's share (`mdp: reference`: the reward's `done_sr`)."""
+    goal_pd: float | None = None
+    """A fixed PD bound instead (`mdp: reference`: the reward's `done_pd`)."""
+    patience: int = 500
+    """A scope whose goal is met stops once its best set has not improved for this many steps."""
+    stall: int = 3000
+    """A scope stops once its best set has not improved for this many steps, goal met or not."""
+    pool_size: int = 4096
+    """Candidate actions kept per scope for the exact set search (the least useful are dropped)."""
+    keep_share: float = 0.6
+    """A proposed (or random) action changes each feature with this probability at the start."""
+    resolution: int = 100
+    """`con` changes are proposed on a grid of this many steps per feature range."""
+
+
+@dataclass
 class SacSettings:
     """RLlib SAC hyperparameters; defaults are the reference's where it has them."""
 
@@ -109,20 +143,28 @@ class SacSettings:
     benchmarks/first_fair_set.py); small, cheap scopes do better with 16."""
     learning_starts: int = 256
     """Random-policy steps before learning (RLlib's default 1500 wastes short budgets)."""
+    num_envs: int = 8
+    """Proposal episodes a trainer steps at once; their proposals share one model call
+    (`mdp: reference` steps one environment)."""
+    training_intensity: float | None = None
+    """Replayed steps trained on per step sampled; None: one update per
+    `rollout_fragment_length` x `num_envs` steps."""
 
 
 @dataclass
 class TrainConfig:
-    env_steps: int = 40_000
-    """Environment steps per scope (the reference's 40,000)."""
+    env_steps: int | None = None
+    """At most this many steps (proposals) per scope; None leaves it to the stop rules of
+    `search` (the reference ran 40,000)."""
     time_budget_s: float | None = None
-    """Stop a scope's trainer after this many seconds even if steps remain."""
+    """Stop a scope after this many seconds of training even if its stop rule has not fired."""
     stop_archived: int | None = None
-    """Stop a scope's trainer once this many distinct successful sets are archived."""
+    """Stop a scope once this many distinct successful sets are archived."""
     steps_per_iteration: int = 200
-    """Env steps per RLlib iteration: the unit of progress reports and checkpoints."""
+    """Steps per scope per round: every round the scopes sync their tallies through the
+    statistics actor, the run reports its progress and the stop rules are checked."""
     checkpoint_every: int = 5
-    """Iterations between trainer checkpoints."""
+    """Rounds between checkpoints of the trainers and the statistics actor (and at the end)."""
     cpus_per_trainer: float | None = None
     """CPUs each scope's trainer owns; None shares the cluster's CPUs evenly among the scopes
     so that all train at once (hybrid needs it). A forest model predicts with that many threads."""
@@ -139,8 +181,10 @@ class TrainConfig:
     files are written to OUTPUT on the driver either way."""
     max_failures: int = 3
     """Times a failed trainer is restarted from its last checkpoint."""
-    stats_sync_steps: int = 50
-    """Env steps between exchanges with the central statistics actor."""
+    shards: int = 1
+    """Split each scope's people over this many Ray actors (a scope too large for one process)."""
+    shard_resources: dict[str, float] = field(default_factory=dict)
+    """Ray resources of each shard actor (default one CPU), e.g. `{shard_slot: 1}`."""
     selection: str = "sr_minus_pd"
     """How the final set of a scope is picked from its archive: `sr_minus_pd` (highest
     SR - PD, ties by lower Gower) or `gower` (lowest Gower among successful sets). Under
@@ -156,6 +200,7 @@ class RunConfig:
     """`individual` (a set per cluster), `group` (one set for all), `hybrid` (a set per
     cluster, group terms over the whole population)."""
     reward: RewardWeights = field(default_factory=RewardWeights)
+    search: SearchConfig = field(default_factory=SearchConfig)
     sac: SacSettings = field(default_factory=SacSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 42
@@ -166,6 +211,10 @@ class RunConfig:
             raise ConfigError(f"level {self.level!r}, expected one of {LEVELS}")
         if self.model.kind not in MODELS:
             raise ConfigError(f"model.kind {self.model.kind!r}, expected one of {MODELS}")
+        if self.search.kind not in SEARCHES:
+            raise ConfigError(f"search.kind {self.search.kind!r}, expected one of {SEARCHES}")
+        if self.search.mdp not in MDPS:
+            raise ConfigError(f"search.mdp {self.search.mdp!r}, expected one of {MDPS}")
         if self.population.clusters < 1:
             raise ConfigError(f"population.clusters must be at least 1, got {self.population.clusters}")
         storage = self.train.storage
@@ -191,7 +240,7 @@ class RunConfig:
                     kwargs[name] = RewardWeights.from_dict(value)
                 except (TypeError, ValueError) as error:
                     raise ConfigError(f"{source}: reward: {error}") from None
-            elif name in ("dataset", "model", "population", "sac", "train"):
+            elif name in ("dataset", "model", "population", "search", "sac", "train"):
                 kwargs[name] = section(sections[name].default_factory, value, f"{source}: {name}")
             else:
                 kwargs[name] = value

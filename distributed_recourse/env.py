@@ -1,136 +1,92 @@
-"""The recourse MDP of DESIGN.md section 4 as a gymnasium environment.
+"""The recourse MDPs as gymnasium environments, on top of one scope's `ScopeSearch`.
 
-State: the N x m action set (observed scaled to [-1, 1]). Action: (a0, a1); round(a0) picks one
-entry, a1 moves it. Only the changed action is re-evaluated, and outcomes are cached by the
-action's values, so a step costs at most one model call over the scope's people.
+- `RecourseEnv` (`mdp: reference`), DESIGN.md section 4 to the letter: the state is the N x m
+  action set (observed scaled to [-1, 1]); an action (a0, a1) picks one entry by round(a0) and
+  moves it by a1. Each step re-evaluates the one changed action (one model call, or none for
+  an action seen before), and the reward is the paper's.
+- `ProposalEnv` (`mdp: proposal`, the default): one step proposes a whole action. An episode
+  fills the N slots of a set in turn; the observation is what the set covers so far (per group)
+  and its actions; the reward is the change in the set's reward level, so an episode's return
+  is the reward of the set it built. It is a gymnasium VectorEnv: the proposals of all its
+  sub-environments go to the model in one call.
 
-Group terms for hybrid fairness come from a `stats` object (see stats.py): the environment
-sends its tally and newly archived sets every `sync_steps` steps and reads the other scopes'
-tallies back, never once per step.
+Both evaluate through the scope's `ScopeSearch`: every action they try lands in its candidate
+pool, every successful set in its archive, and the hybrid group terms are its `others`, which
+the engine sets once per round (never once per step).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from distributed_recourse.data.schema import FeatureSpec
-from distributed_recourse.recourse import metrics as M
-from distributed_recourse.recourse.actions import ActionSpace
-from distributed_recourse.recourse.archive import archive_entry
 from distributed_recourse.recourse.evaluator import ScopeEvaluator
-from distributed_recourse.recourse.rewards import RewardWeights, reward
+from distributed_recourse.recourse.pool import NO_CHANGE
+from distributed_recourse.recourse.rewards import Goal, RewardWeights
+from distributed_recourse.recourse.search import ScopeProblem, ScopeSearch
 
 
-@dataclass
-class ScopeProblem:
-    """Everything an environment needs, picklable so it can travel through Ray's object store."""
+def weights_of(config: dict[str, Any]) -> RewardWeights:
+    weights = config.get("weights") or RewardWeights()
+    return weights if isinstance(weights, RewardWeights) else RewardWeights(**weights)
 
-    scope: str
-    X: np.ndarray
-    groups: np.ndarray
-    group_names: list[str]
-    features: tuple[FeatureSpec, ...]
-    model: Any
-    """Anything with `favourable(X) -> bool array` (a BlackBox)."""
+
+def standalone_search(config: dict[str, Any]) -> ScopeSearch | None:
+    """A search of its own for an environment built from a `problem` (tests, benchmarks);
+    None when the trainer attaches the scope's shared search instead."""
+    problem: ScopeProblem | None = config.get("problem")
+    if problem is None:
+        return None
+    weights = weights_of(config)
+    from distributed_recourse.recourse.actions import ActionSpace
+
+    space = ActionSpace(problem.features, weights.n_actions)
+    evaluator = ScopeEvaluator(problem.X, problem.groups, len(problem.group_names), space,
+                               problem.model.favourable, int(config.get("cache_size", 4096)))
+    goal = config.get("goal") or Goal.reference(weights)
+    return ScopeSearch(problem, evaluator, weights, goal, bool(config.get("hybrid", False)))
 
 
 class RecourseEnv(gym.Env):
-    """Search for one scope's action set. `config` keys: `problem` (a ScopeProblem), or
-    `scope` with `problems` (scope -> [Ray ObjectRef of its ScopeProblem], as Tune passes
-    them); `weights` (RewardWeights or dict), `hybrid` (bool), `stats` (an object with `sync`,
-    or None), `sync_steps`, `cache_size`, `model_threads`, `shards` (split the people over
-    this many Ray actors), `shard_resources`, `seed`."""
+    """The reference MDP for one scope. `config`: `n_actions`/`n_features` (the spaces), or a
+    `problem` to search on its own; `weights` (RewardWeights or dict); `seed`."""
 
     metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, config: dict[str, Any]) -> None:
-        problem = config.get("problem") or config["problems"][config["scope"]]
-        if not isinstance(problem, ScopeProblem):
-            import ray  # an ObjectRef: the only way Ray enters this module
-
-            problem = ray.get(problem[0])
-        weights = config.get("weights") or RewardWeights()
-        self.weights = weights if isinstance(weights, RewardWeights) else RewardWeights(**weights)
-        self.problem = problem
-        self.scope = problem.scope
-        self.n_groups = len(problem.group_names)
-        self.created = time.time()
-        self.space = ActionSpace(problem.features, self.weights.n_actions)
-        self.evaluator = make_evaluator(problem, self.space, config)
-        self.people = self.evaluator.people
-        self.hybrid = bool(config.get("hybrid", False))
-        self.stats = config.get("stats")
-        if self.hybrid and self.stats is None:
-            raise ValueError("hybrid fairness needs a `stats` object for the population's terms")
-        self.sync_steps = int(config.get("sync_steps", 50))
-
-        N, m = self.space.n_actions, self.space.n_features
-        self.n_entries = N * m
-        self.value_low, self.value_high = (
-            np.tile(bound, N) for bound in self.space.value_bounds()
-        )
+        self.weights = weights_of(config)
+        self.search: ScopeSearch | None = None
+        problem = config.get("problem")
+        m = len(problem.features) if problem is not None else int(config["n_features"])
+        self.n_entries = self.weights.n_actions * m
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (self.n_entries,), np.float32)
         step = self.weights.step_size
-        self.action_space = gym.spaces.Box(
-            np.array([0.0, -step], np.float32),
-            np.array([self.n_entries - 1, step], np.float32),
-        )
-        self.total_steps = 0
-        self.archive: list[dict[str, Any]] = []
-        self._archived_keys: set[bytes] = set()
-        self._unsent: list[dict[str, Any]] = []
-        self._others: M.GroupTally | None = None
-        self.best_seen: dict[str, Any] | None = None
-        """The highest-reward set so far: the fallback result of a search that met no goal."""
+        self.action_space = gym.spaces.Box(np.array([0.0, -step], np.float32),
+                                           np.array([self.n_entries - 1, step], np.float32))
         self.action_space.seed(config.get("seed"))
+        search = standalone_search(config)
+        if search is not None:
+            self.attach(search)
+
+    def attach(self, search: ScopeSearch) -> None:
+        """Search this scope: evaluate through it, archive in it."""
+        self.search = search
+        self.space = search.space
+        N = self.space.n_actions
+        self.value_low, self.value_high = (np.tile(b, N) for b in self.space.value_bounds())
         self._reset_state()
-
-    # ----------------------------------------------------------------- evaluation
-    @property
-    def model_calls(self) -> int:
-        return self.evaluator.model_calls
-
-    def _evaluate_action(self, j: int) -> None:
-        counts = self.evaluator.set_action(j, self.state[j])
-        self.per_action[j] = counts.flipped
-        self.flipped_any = counts.flipped_any
-        self.gower[j] = counts.gower_sum / self.people.sum()
-
-    def current_metrics(self) -> tuple[M.SetMetrics, M.GroupTally]:
-        """Metrics of the current set; hybrid swaps in the population's group terms."""
-        w = self.weights
-        distinct = self.space.distinct(self.state)
-        tally = M.tally_from_counts(self.per_action, self.flipped_any, self.people, distinct,
-                                    w.phi)
-        share = M.share_per_action(self.per_action, self.people)
-        active = M.active_actions(w.active_rule, self.per_action, share, distinct, w.phi,
-                                  w.macro_active)
-        metrics = M.set_metrics(tally, w.effectiveness, active, self.gower)
-        if self.hybrid and self._others is not None:
-            pooled = M.set_metrics(tally + self._others, w.effectiveness, active, self.gower)
-            metrics = metrics.with_group_terms(pooled)
-        return metrics, tally
 
     # ----------------------------------------------------------------- gymnasium API
     def _reset_state(self) -> None:
-        N = self.space.n_actions
         self.state = self.space.initial_set()
-        self.gower = np.zeros(N)
-        self.per_action = np.zeros((N, self.n_groups), dtype=np.int64)
-        for j in range(N):
-            self._evaluate_action(j)
+        self.chosen = np.full(self.space.n_actions, NO_CHANGE, dtype=np.int64)
         self.episode_steps = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._reset_state()
-        if self.hybrid and self._others is None:
-            self._sync(self.current_metrics()[1])
         return self.observation(), {}
 
     def observation(self) -> np.ndarray:
@@ -160,68 +116,122 @@ class RecourseEnv(gym.Env):
         return j, f
 
     def step(self, action: np.ndarray):
-        before = self.state.copy()
+        search, w = self.search, self.weights
         j, _ = self.move(np.asarray(action, dtype=np.float64))
-        if not np.array_equal(before[j], self.state[j]):
-            self._evaluate_action(j)
+        self.chosen[j] = search.evaluate(self.state[j])[0]
         self.episode_steps += 1
-        self.total_steps += 1
-        metrics, tally = self.current_metrics()
-        r, done = reward(metrics, self.weights)
+        search.steps += 1
+        metrics, tally, value, done = search.score(self.chosen)
         if done:
-            self._archive(metrics, tally, r)
-        if self.best_seen is None or r > self.best_seen["reward"]:
-            self.best_seen = self._entry(metrics, tally, r)
-        if self.stats is not None and self.total_steps % self.sync_steps == 0:
-            self._sync(tally)
-        w = self.weights
+            search.offer(self.chosen)
+        r = value + (w.bonus if done else 0.0)
         truncated = not done and (
             self.episode_steps >= w.episode_step_limit
             or (self.episode_steps >= w.max_episode_steps
-                and len(self.archive) >= w.truncate_after_archived)
+                and search.archived >= w.truncate_after_archived)
         )
         info = {"sr": metrics.sr, "pd": metrics.pd, "ecr_gap": metrics.ecr_gap,
-                "archived": len(self.archive)}
+                "archived": search.archived}
         return self.observation(), float(r), bool(done), bool(truncated), info
 
-    # ----------------------------------------------------------------- archive and sync
-    def _archive(self, metrics: M.SetMetrics, tally: M.GroupTally, r: float) -> None:
-        key = self.state.tobytes()
-        if key in self._archived_keys:
-            return
-        self._archived_keys.add(key)
-        entry = self._entry(metrics, tally, r)
-        self.archive.append(entry)
-        self._unsent.append(entry)
 
-    def _entry(self, metrics: M.SetMetrics, tally: M.GroupTally, r: float) -> dict[str, Any]:
-        entry = archive_entry(self.scope, self.space, self.state, metrics, tally,
-                              self.problem.group_names, self.total_steps, r)
-        entry["elapsed_s"] = entry["time"] - self.created
-        return entry
+class ProposalEnv(gym.vector.VectorEnv):
+    """`num_envs` episodes at once, each building a set of N actions, one proposal per step.
 
-    def _sync(self, tally: M.GroupTally) -> None:
-        others = self.stats.sync(self.scope, tally.to_dict(), self._unsent, self.total_steps,
-                                 self.best_seen)
-        self._unsent = []
-        self._others = M.GroupTally.from_dict(others) if others else None
+    An action is a point of [-1, 1]^(2m) (`ActionSpace.from_unit`: per feature a gate and a
+    value), so the uniform random policy is the random baseline. The observation is the slot
+    being filled (one-hot), per group the share the set flips in the scope and in the whole
+    population (hybrid; the scope's otherwise) and the share of the set that is an effective
+    choice, and the set's actions so far. The reward of a step is the change in the set's reward
+    level (divided by the weights' `scale`), plus `goal_bonus` when the finished set meets the
+    goal. Sub-environments reset on the step after their episode ends (gymnasium's NEXT_STEP
+    autoreset, which RLlib expects)."""
 
-    def flush(self) -> None:
-        """Send what is not yet sent (called when training stops)."""
-        if self.stats is not None:
-            self._sync(self.current_metrics()[1])
+    metadata: dict[str, Any] = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.weights = weights_of(config)
+        self.num_envs = int(config.get("num_envs", 1))
+        problem = config.get("problem")
+        m = len(problem.features) if problem is not None else int(config["n_features"])
+        k = len(problem.group_names) if problem is not None else int(config["n_groups"])
+        N = self.weights.n_actions
+        self.keep_share = float(config.get("keep_share", 0.6))
+        self.resolution = int(config.get("resolution", 100))
+        self.goal_bonus = float(config.get("goal_bonus", 1.0))
+        self.single_observation_space = gym.spaces.Box(-1.0, 1.0, (N + 3 * k + N * m,),
+                                                       np.float32)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (2 * m,), np.float32)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
+                                                              self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        self.action_space.seed(config.get("seed"))
+        self.search: ScopeSearch | None = None
+        search = standalone_search(config)
+        if search is not None:
+            self.attach(search)
 
-def make_evaluator(problem: ScopeProblem, space: ActionSpace, config: dict[str, Any]):
-    """In-process for one shard; over Ray actors for more (a 400,000-person scope)."""
-    cache_size = int(config.get("cache_size", 2048))
-    shards = int(config.get("shards", 1))
-    if shards > 1:
-        from distributed_recourse.shards import ShardedEvaluator
+    def attach(self, search: ScopeSearch) -> None:
+        self.search = search
+        self.space = search.space
+        self._reset_all()
 
-        return ShardedEvaluator(problem, space, shards, cache_size,
-                                config.get("shard_resources") or {"CPU": 1})
-    if config.get("model_threads", 1) > 1:
-        problem.model.use_threads(int(config["model_threads"]))
-    return ScopeEvaluator(problem.X, problem.groups, len(problem.group_names), space,
-                          problem.model.favourable, cache_size)
+    def _reset_all(self) -> None:
+        N = self.weights.n_actions
+        self.chosen = np.full((self.num_envs, N), NO_CHANGE, dtype=np.int64)
+        self.slot = np.zeros(self.num_envs, dtype=np.int64)
+        self.level = np.zeros(self.num_envs)
+        self.ended = np.zeros(self.num_envs, dtype=bool)
+        empty = self._level(self.chosen[0])[0]
+        self.level[:] = empty
+
+    def _level(self, chosen: np.ndarray) -> tuple[float, bool, np.ndarray]:
+        """The set's reward level in units of `scale`, whether it meets the goal, and what
+        an agent observes of it (without the slot)."""
+        metrics, tally, value, met = self.search.score(chosen)
+        own = tally.effectiveness(self.weights.effectiveness)
+        seen = [np.nan_to_num(own, nan=-1.0), np.nan_to_num(metrics.effectiveness, nan=-1.0),
+                np.asarray(metrics.choice, dtype=np.float64),
+                self.space.to_unit(self.search.actions_of(chosen)).reshape(-1)]
+        return value / self.weights.scale, met, np.concatenate(seen)
+
+    def _observe(self, i: int, seen: np.ndarray) -> np.ndarray:
+        slot = np.zeros(self.weights.n_actions)
+        slot[min(self.slot[i], self.weights.n_actions - 1)] = 1.0
+        return np.clip(np.concatenate([slot, seen]), -1.0, 1.0).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._reset_all()
+        seen = self._level(self.chosen[0])[2]
+        obs = np.stack([self._observe(i, seen) for i in range(self.num_envs)])
+        return obs, {}
+
+    def step(self, actions: np.ndarray):
+        search, N = self.search, self.weights.n_actions
+        restart = self.ended.copy()
+        active = np.flatnonzero(~restart)
+        proposed = self.space.from_unit(np.asarray(actions, dtype=np.float64)[active],
+                                        self.keep_share, self.resolution)
+        index = search.evaluate(proposed)
+        search.steps += len(active)
+        obs = np.zeros((self.num_envs, self.single_observation_space.shape[0]), np.float32)
+        rewards = np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        for i, proposal in zip(active, index, strict=True):
+            self.chosen[i, self.slot[i]] = proposal
+            level, met, seen = self._level(self.chosen[i])
+            self.slot[i] += 1
+            terminated[i] = self.slot[i] == N
+            rewards[i] = level - self.level[i] + (self.goal_bonus if met and terminated[i] else 0.0)
+            self.level[i] = level
+            if terminated[i]:
+                search.offer(self.chosen[i])
+            obs[i] = self._observe(i, seen)
+        if len(restart.nonzero()[0]):
+            empty = np.full(N, NO_CHANGE, dtype=np.int64)
+            level, _, seen = self._level(empty)
+            for i in np.flatnonzero(restart):
+                self.chosen[i], self.slot[i], self.level[i] = empty, 0, level
+                obs[i] = self._observe(i, seen)
+        self.ended = terminated
+        return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), {}

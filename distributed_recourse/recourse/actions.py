@@ -66,6 +66,27 @@ class ActionSpace:
         clipped = np.clip(action_set, low, high)
         return np.where(self.integer, np.round(clipped), clipped)
 
+    def from_unit(self, u: np.ndarray, keep_share: float = 0.6, resolution: int = 100) -> np.ndarray:
+        """Actions from points of [-1, 1]^(2m): per feature a gate (the feature changes when
+        its gate is above 1 - 2 `keep_share`) and a value placed over the entry's range (a
+        `con` change on a grid of `resolution` steps per range, an `ord`/`cat` level). A
+        uniform point is the random baseline's candidate: each entry kept with probability
+        `keep_share`, uniform within its bounds. (B, 2m) -> (B, m)."""
+        u = np.atleast_2d(np.asarray(u, dtype=np.float64))
+        m = self.n_features
+        gate, value = u[:, :m] > 1.0 - 2.0 * keep_share, (np.clip(u[:, m:], -1, 1) + 1.0) / 2.0
+        low, high = self.value_bounds()
+        con = low + value * (high - low)
+        con = np.round(con / self.span * resolution) * self.span / resolution
+        level = np.round(self.low + value * (self.high - self.low))
+        moved = np.where(self.is_con, con, level)
+        return self.clip(np.where(gate, moved, self.no_change()))
+
+    def to_unit(self, actions: np.ndarray) -> np.ndarray:
+        """Where actions sit on their entries' ranges, in [-1, 1] (what an agent observes)."""
+        low, high = self.value_bounds()
+        return 2.0 * (np.asarray(actions) - low) / (high - low) - 1.0
+
     # ----------------------------------------------------------------- acting on people
     def apply(self, X: np.ndarray, action: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Each row of X after action; only the actionable columns change.

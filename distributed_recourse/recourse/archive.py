@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from distributed_recourse.recourse.actions import ActionSpace
-from distributed_recourse.recourse.metrics import GroupTally, SetMetrics, spread
+from distributed_recourse.recourse.metrics import GroupTally, SetMetrics, mean_present, spread
 
 SELECTION_RULES = ("sr_minus_pd", "gower")
 
@@ -69,7 +69,7 @@ def best_combination(
         p = pooled.effectiveness(effectiveness)
         gap = spread(np.where(pooled.present, pooled.choice(), np.nan))
         gower = np.mean([e["gower_active"] for e in combination.values()])
-        return (round(float(np.nanmean(p)) - spread(p), 9), -round(gap, 9), -gower)
+        return (round(mean_present(p) - spread(p), 9), -round(gap, 9), -gower)
 
     for _ in range(rounds):
         before = dict(chosen)

@@ -105,7 +105,7 @@ def population_summary(
     choice = np.where(pooled.present, pooled.choice(), np.nan)
     return {
         "n": int(pooled.people.sum()),
-        "SR": float(np.nanmean(effectiveness)),
+        "SR": M.mean_present(effectiveness),
         "PD": M.spread(effectiveness),
         "ECR_gap": M.spread(choice),
         **person_summary(people, groups, group_names, plausible),

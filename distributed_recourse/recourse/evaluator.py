@@ -50,24 +50,35 @@ class ScopeEvaluator:
         self.people = np.bincount(self.groups, minlength=n_groups)
         self.flipped = np.zeros((space.n_actions, len(self.X)), dtype=bool)
         self.model_calls = 0
-        self._work = self.X.copy()
+        """Actions evaluated by the model (a batch of several counts each of them)."""
         self._cache: OrderedDict[bytes, tuple[np.ndarray, float]] = OrderedDict()
 
     def outcome(self, action: np.ndarray) -> tuple[np.ndarray, float]:
         """(flipped mask, Gower sum) of one action, from the cache if seen."""
-        key = np.asarray(action, dtype=np.float64).tobytes()
-        hit = self._cache.get(key)
-        if hit is not None:
+        return self.outcomes(np.asarray(action, dtype=np.float64)[None])[0]
+
+    def outcomes(self, actions: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """(flipped mask, Gower sum) of each action; those not seen before go to the model in
+        one call (a forest's call has a fixed cost that many small calls would pay each)."""
+        keys = [np.asarray(a, dtype=np.float64).tobytes() for a in actions]
+        new = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        if new:
+            n = len(self.X)
+            fresh = [actions[keys.index(k)] for k in new]
+            moved = np.concatenate([self.space.apply(self.X, a) for a in fresh])
+            flipped = np.asarray(self.favourable(moved), dtype=bool).reshape(len(new), n)
+            for key, rows, mask in zip(new, np.split(moved, len(new)), flipped, strict=True):
+                gower = float(self.space.distance(self.X, rows).sum())
+                self._cache[key] = (np.packbits(mask), gower)
+            self.model_calls += len(new)
+        found = []
+        for key in keys:
+            packed, gower = self._cache[key]
             self._cache.move_to_end(key)
-            return np.unpackbits(hit[0], count=len(self.X)).astype(bool), hit[1]
-        moved = self.space.apply(self.X, action, out=self._work)
-        flipped = np.asarray(self.favourable(moved), dtype=bool)
-        gower = float(self.space.distance(self.X, moved).sum())
-        self.model_calls += 1
-        self._cache[key] = (np.packbits(flipped), gower)
-        if len(self._cache) > self.cache_size:
+            found.append((np.unpackbits(packed, count=len(self.X)).astype(bool), gower))
+        while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return flipped, gower
+        return found
 
     def set_action(self, j: int, action: np.ndarray) -> ActionCounts:
         """Make action j of the current set `action` and count what it does."""

@@ -73,9 +73,8 @@ class GroupTally:
     def effectiveness(self, mode: str) -> np.ndarray:
         """p_g per group (NaN where the group is absent): micro or macro."""
         flipped = self.flipped_any if mode == MICRO else self.flipped_best
-        return np.divide(
-            flipped, self.people, out=np.full(len(self.people), np.nan), where=self.present
-        )
+        people = np.broadcast_to(self.people, np.shape(flipped))
+        return np.divide(flipped, people, out=np.full(people.shape, np.nan), where=people > 0)
 
     def choice(self) -> np.ndarray:
         """a_g = n_g / N: the share of the set that is an effective choice for the group."""
@@ -157,15 +156,32 @@ def active_actions(
     raise ValueError(f"active rule {rule!r}, expected one of {MICRO, MACRO, ECR}")
 
 
-def spread(values: np.ndarray) -> float:
-    """Largest gap between any two present groups (0 with fewer than two)."""
-    present = values[~np.isnan(values)]
-    return float(present.max() - present.min()) if len(present) > 1 else 0.0
+def spread(values: np.ndarray) -> float | np.ndarray:
+    """Largest gap between any two present groups (0 with fewer than two), along the last
+    axis: one figure for (k,) values, one per row for a batch (B, k)."""
+    values = np.asarray(values, dtype=np.float64)
+    present = ~np.isnan(values)
+    high = np.where(present, values, -np.inf).max(axis=-1)
+    low = np.where(present, values, np.inf).min(axis=-1)
+    gap = np.where(present.sum(axis=-1) > 1, high - low, 0.0)
+    return float(gap) if gap.ndim == 0 else gap
+
+
+def mean_present(values: np.ndarray) -> float | np.ndarray:
+    """Mean over the present (non-NaN) groups along the last axis (0 when none is present)."""
+    present = ~np.isnan(values)
+    total = np.where(present, values, 0.0).sum(axis=-1)
+    mean = np.divide(total, present.sum(axis=-1), out=np.zeros(np.shape(total)),
+                     where=present.sum(axis=-1) > 0)
+    return float(mean) if mean.ndim == 0 else mean
 
 
 @dataclass(frozen=True)
 class SetMetrics:
-    """The terms the rewards combine, for one action set on one population."""
+    """The terms the rewards combine, for one action set on one population.
+
+    Every field may also hold a batch (a leading axis B) of sets: the candidate-pool search
+    scores all its candidates for a slot at once with the same arithmetic."""
 
     effectiveness: np.ndarray
     """(k,) p_g, NaN for absent groups."""
@@ -206,20 +222,31 @@ def set_metrics(
     tally_: GroupTally, mode: str, active: np.ndarray, mean_gower: np.ndarray
 ) -> SetMetrics:
     """Combine a tally with the per-action activity and mean Gower of the scope's own set."""
+    n_active = int(active.sum())
+    return metrics_of(
+        tally_, mode, n_active, len(active),
+        float(mean_gower[active].mean()) if n_active else 0.0,
+        float(mean_gower[~active].mean()) if n_active < len(active) else 0.0,
+    )
+
+
+def metrics_of(
+    tally_: GroupTally, mode: str, n_active, n_actions: int, gower_active, gower_nonactive
+) -> SetMetrics:
+    """`set_metrics` from the activity already summed (scalars, or one per set of a batch)."""
     effectiveness = tally_.effectiveness(mode)
-    present = tally_.present
     choice = tally_.choice()
     return SetMetrics(
         effectiveness=effectiveness,
-        sr=float(np.nanmean(effectiveness)),
+        sr=mean_present(effectiveness),
         pd=spread(effectiveness),
         choice=choice,
         effective=tally_.effective,
-        ecr_gap=spread(np.where(present, choice, np.nan)),
-        n_active=int(active.sum()),
-        n_actions=len(active),
-        gower_active=float(mean_gower[active].mean()) if active.any() else 0.0,
-        gower_nonactive=float(mean_gower[~active].mean()) if (~active).any() else 0.0,
+        ecr_gap=spread(np.where(tally_.present, choice, np.nan)),
+        n_active=n_active,
+        n_actions=n_actions,
+        gower_active=gower_active,
+        gower_nonactive=gower_nonactive,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from distributed_recourse.recourse.metrics import ECR, MACRO, MICRO, SetMetrics
+from distributed_recourse.recourse.metrics import ECR, MACRO, MICRO, SetMetrics, mean_present
 
 REWARDS = ("EE", "ECR", "EE-ECR")
 
@@ -95,39 +95,80 @@ class RewardWeights:
         return asdict(self)
 
 
-def ee_met(m: SetMetrics, w: RewardWeights) -> bool:
-    return m.sr >= w.done_sr and m.pd <= w.done_pd
+@dataclass(frozen=True)
+class Goal:
+    """When a set is a success: SR and PD thresholds (Equal Effectiveness) and, for the ECR
+    rewards, equal choice of recourse. The reference formulation reads them from the reward
+    weights (`Goal.reference`); the default search sets them from the ceiling (`from_ceiling`)."""
+
+    sr: float
+    """SR at least this."""
+    pd: float
+    """PD at most this."""
+    effectiveness: bool = True
+    """The SR/PD thresholds apply (EE and EE-ECR rewards)."""
+    choice: bool = False
+    """Every present group has an effective action and all have the same share (ECR, EE-ECR)."""
+
+    @classmethod
+    def reference(cls, w: RewardWeights) -> Goal:
+        """The reference's done condition: done_sr / done_pd, and ECR's for the ECR rewards."""
+        return cls(w.done_sr, w.done_pd, w.reward != "ECR", w.reward != "EE")
+
+    @classmethod
+    def from_ceiling(cls, w: RewardWeights, ceiling_sr: float, ceiling_pd: float,
+                     share: float = 0.98, pd_margin: float = 0.01, pd_floor: float = 0.02) -> Goal:
+        """SR >= `share` x the ceiling's SR and PD <= max(`pd_floor`, the ceiling's PD +
+        `pd_margin`): a goal every dataset can meet, whatever the model lets people reach."""
+        return cls(share * ceiling_sr, max(pd_floor, ceiling_pd + pd_margin),
+                   w.reward != "ECR", w.reward != "EE")
+
+    def met(self, m: SetMetrics) -> bool | np.ndarray:
+        done = np.ones(np.shape(m.sr), dtype=bool)
+        if self.effectiveness:
+            done &= ee_met(m, self.sr, self.pd)
+        if self.choice:
+            done &= ecr_met(m)
+        return bool(done) if done.ndim == 0 else done
 
 
-def ecr_met(m: SetMetrics) -> bool:
+def ee_met(m: SetMetrics, sr: float, pd: float) -> np.ndarray:
+    # a hair of tolerance: the thresholds are products of shares, the SR a mean of counts
+    return (np.asarray(m.sr) >= sr - 1e-12) & (np.asarray(m.pd) <= pd + 1e-12)
+
+
+def ecr_met(m: SetMetrics) -> np.ndarray:
     """Every present group has an effective action, and all have the same share of choices."""
     present = ~np.isnan(m.effectiveness)
-    return bool((m.effective[present] >= 1).all()) and m.ecr_gap == 0.0
+    return np.all((m.effective >= 1) | ~present, axis=-1) & (np.asarray(m.ecr_gap) == 0.0)
 
 
 def is_done(m: SetMetrics, w: RewardWeights) -> bool:
-    if w.reward == "EE":
-        return ee_met(m, w)
-    if w.reward == "ECR":
-        return ecr_met(m)
-    return ee_met(m, w) and ecr_met(m)
+    """The reference's done condition (`Goal.reference`)."""
+    return Goal.reference(w).met(m)
 
 
-def choice_sum(m: SetMetrics) -> float:
+def choice_sum(m: SetMetrics) -> float | np.ndarray:
     """a_1 + a_2 for two groups; (2 / k) * sum_g a_g for k present groups."""
     present = ~np.isnan(m.effectiveness)
-    return 2.0 * float(m.choice[present].mean()) if present.any() else 0.0
+    return 2.0 * mean_present(np.where(present, m.choice, np.nan))
 
 
-def reward(m: SetMetrics, w: RewardWeights) -> tuple[float, bool]:
-    """The step reward and whether the set meets the done conditions."""
+def gain(m: SetMetrics, w: RewardWeights) -> float | np.ndarray:
+    """The reward's level before the done bonus: its success and fairness terms minus the
+    proximity penalty, times `scale` (scalars, or one per set of a batch)."""
     proximity = w.gower_nonactive * m.gower_nonactive + w.gower_active * m.gower_active
-    active_share = m.n_active / m.n_actions
+    active_share = np.asarray(m.n_active) / m.n_actions
     if w.reward == "ECR":
-        gain = w.ecr_choice * choice_sum(m) + w.active * active_share - w.ecr_gap * m.ecr_gap
+        terms = w.ecr_choice * choice_sum(m) + w.active * active_share - w.ecr_gap * m.ecr_gap
     else:
-        gain = w.sr * m.sr + w.active * active_share - w.pd * m.pd
+        terms = w.sr * m.sr + w.active * active_share - w.pd * m.pd
         if w.reward == "EE-ECR":
-            gain += w.ee_ecr_choice * choice_sum(m) - w.ecr_gap * m.ecr_gap
-    done = is_done(m, w)
-    return w.scale * (gain - proximity) + (w.bonus if done else 0.0), done
+            terms = terms + w.ee_ecr_choice * choice_sum(m) - w.ecr_gap * m.ecr_gap
+    return w.scale * (terms - proximity)
+
+
+def reward(m: SetMetrics, w: RewardWeights, goal: Goal | None = None) -> tuple[float, bool]:
+    """The step reward and whether the set meets the goal (the reference's by default)."""
+    done = (goal or Goal.reference(w)).met(m)
+    return float(gain(m, w)) + (w.bonus if done else 0.0), done

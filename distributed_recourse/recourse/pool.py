@@ -1,0 +1,253 @@
+"""The candidate pool of a scope and the exact search for the best set of actions in it.
+
+Every search (SAC, random, greedy) proposes actions; each proposed action is evaluated once
+(one model call over the scope's people) and kept here with what it does: who it flips, how
+many of each group, its mean Gower distance. A set of N actions is then a choice of N
+candidates, and its metrics and reward (DESIGN.md sections 3 and 4) follow exactly from the
+stored masks, without another model call. `best_set` builds a set greedily and improves it
+one slot at a time, scoring every candidate for a slot at once.
+
+Sets hold candidate indices; `NO_CHANGE` (-1) is the action that changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from distributed_recourse.recourse import metrics as M
+from distributed_recourse.recourse.rewards import Goal, RewardWeights, gain
+
+NO_CHANGE = -1
+
+
+class CandidatePool:
+    """The distinct actions evaluated on one scope, with their flip masks (at most `capacity`:
+    beyond it the least useful are forgotten, never those of a set still in use)."""
+
+    def __init__(self, groups: np.ndarray, n_groups: int, n_features: int,
+                 capacity: int = 4096) -> None:
+        self.groups = np.asarray(groups, dtype=np.int64)
+        self.n_groups = n_groups
+        self.people = np.bincount(self.groups, minlength=n_groups)
+        self.capacity = capacity
+        self.onehot = np.zeros((len(self.groups), n_groups), dtype=np.float32)
+        self.onehot[np.arange(len(self.groups)), self.groups] = 1.0
+        self._size = 0
+        self._actions = np.zeros((16, n_features))
+        self._masks = np.zeros((16, len(self.groups)), dtype=bool)
+        self._counts = np.zeros((16, n_groups), dtype=np.int64)
+        self._gower = np.zeros(16)
+        self._index: dict[bytes, int] = {}
+
+    # Storage grows by doubling, so that adding a candidate never copies the whole pool.
+    actions = property(lambda self: self._actions[: self._size])
+    masks = property(lambda self: self._masks[: self._size])
+    counts = property(lambda self: self._counts[: self._size],
+                      doc="(P, k) people of each group each candidate flips.")
+    gower = property(lambda self: self._gower[: self._size],
+                     doc="(P,) mean Gower distance of each candidate over the scope's people.")
+
+    def __len__(self) -> int:
+        return self._size
+
+    @staticmethod
+    def key(action: np.ndarray) -> bytes:
+        return np.asarray(action, dtype=np.float64).tobytes()
+
+    def find(self, action: np.ndarray) -> int | None:
+        return self._index.get(self.key(action))
+
+    def add(self, action: np.ndarray, flipped: np.ndarray, gower: float) -> int:
+        """Keep an evaluated action (once); returns its index."""
+        known = self.find(action)
+        if known is not None:
+            return known
+        if self._size == len(self._actions):
+            grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
+            self._actions, self._masks = grow(self._actions), grow(self._masks)
+            self._counts, self._gower = grow(self._counts), grow(self._gower)
+        i = self._size
+        flipped = np.asarray(flipped, dtype=bool)
+        self._actions[i], self._masks[i], self._gower[i] = action, flipped, gower
+        self._counts[i] = np.bincount(self.groups[flipped], minlength=self.n_groups)
+        self._index[self.key(action)] = i
+        self._size += 1
+        return i
+
+    def prune(self, keep: list[np.ndarray]) -> None:
+        """Forget the least useful candidates beyond `capacity` (those flipping the smallest
+        share of any group, ties by Gower; a mask seen before at a lower Gower first), never
+        the actions in `keep`."""
+        if len(self) <= self.capacity:
+            return
+        share = np.divide(self.counts, self.people, out=np.zeros(self.counts.shape),
+                          where=self.people > 0).max(axis=1)
+        packed = np.packbits(self.masks, axis=1)
+        order = np.lexsort((self.gower, -share))
+        _, first = np.unique(packed[order], axis=0, return_index=True)
+        repeated = np.ones(len(self), dtype=bool)
+        repeated[order[first]] = False
+        score = np.where(repeated, -np.inf, share - 0.5 * self.gower)
+        pinned = [i for i in (self.find(a) for a in keep) if i is not None]
+        score[pinned] = np.inf
+        kept = np.sort(np.argsort(-score, kind="stable")[: self.capacity])
+        self._actions, self._masks = self._actions[kept], self._masks[kept]
+        self._counts, self._gower = self._counts[kept], self._gower[kept]
+        self._size = len(kept)
+        self._index = {self.key(a): i for i, a in enumerate(self.actions)}
+
+    def state(self) -> dict:
+        return {"actions": self.actions, "masks": np.packbits(self.masks, axis=1),
+                "gower": self.gower}
+
+    def restore(self, state: dict) -> None:
+        masks = np.unpackbits(state["masks"], axis=1, count=len(self.groups)).astype(bool)
+        for action, mask, gower in zip(state["actions"], masks, state["gower"], strict=True):
+            self.add(action, mask, float(gower))
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A batch of sets that differ in one slot: their metrics, tallies, reward levels (`gain`)
+    and whether each meets the goal; row i is the set with the i-th candidate in the slot."""
+
+    metrics: M.SetMetrics
+    tally: M.GroupTally
+    value: np.ndarray
+    met: np.ndarray
+
+    @property
+    def key(self) -> np.ndarray:
+        """Larger is better: sets that meet the goal first, then by reward level."""
+        return np.where(self.met, self.value + 1e9, self.value)
+
+    def row(self, i: int) -> tuple[M.SetMetrics, M.GroupTally, float, bool]:
+        """The scalar metrics, tally, reward level and goal of row i."""
+        m, t = self.metrics, self.tally
+        metrics = M.SetMetrics(
+            effectiveness=m.effectiveness[i], sr=float(m.sr[i]), pd=float(m.pd[i]),
+            choice=m.choice[i], effective=m.effective[i], ecr_gap=float(m.ecr_gap[i]),
+            n_active=int(m.n_active[i]), n_actions=m.n_actions,
+            gower_active=float(m.gower_active[i]), gower_nonactive=float(m.gower_nonactive[i]))
+        tally = M.GroupTally(t.people, t.flipped_any[i], t.flipped_best[i], t.effective[i],
+                             t.n_actions)
+        return metrics, tally, float(self.value[i]), bool(self.met[i])
+
+
+class SetObjective:
+    """The reward of DESIGN.md section 4 and the goal, for sets of pool candidates on one
+    scope; under hybrid fairness the group terms pool the other scopes' tallies (`others`)."""
+
+    def __init__(self, weights: RewardWeights, goal: Goal, hybrid: bool = False) -> None:
+        self.weights = weights
+        self.goal = goal
+        self.hybrid = hybrid
+        self.others: M.GroupTally | None = None
+
+    def slot(self, pool: CandidatePool, chosen: np.ndarray, j: int,
+             candidates: np.ndarray | None = None) -> Scored:
+        """The set `chosen` (N indices) with each of `candidates` in slot j (default: every
+        candidate of the pool, then NO_CHANGE), scored all at once."""
+        w = self.weights
+        if candidates is None:
+            candidates = np.append(np.arange(len(pool)), NO_CHANGE)
+        candidates = np.asarray(candidates, dtype=np.int64)
+        others = [int(i) for s, i in enumerate(chosen) if s != j and i != NO_CHANGE]
+        n_actions, people, k = len(chosen), pool.people, pool.n_groups
+        real = candidates != NO_CHANGE
+        counts = np.zeros((len(candidates), k), dtype=np.int64)
+        counts[real] = pool.counts[candidates[real]]
+        gower = np.zeros(len(candidates))
+        gower[real] = pool.gower[candidates[real]]
+        covered = pool.masks[others].any(axis=0) if others else np.zeros(len(pool.groups), bool)
+        newly = np.zeros((len(candidates), k), dtype=np.int64)
+        if real.any():
+            rows = pool.masks[candidates[real]][:, ~covered].astype(np.float32)
+            newly[real] = np.rint(rows @ pool.onehot[~covered]).astype(np.int64)
+        flipped_any = np.bincount(pool.groups[covered], minlength=k) + newly
+        other_counts = pool.counts[others] if others else np.zeros((0, k), np.int64)
+        flipped_best = np.maximum(other_counts.max(axis=0, initial=0), counts)
+
+        share = M.share_per_action(counts, people)
+        other_share = M.share_per_action(other_counts, people)
+        distinct_other = np.zeros(len(others), dtype=bool)
+        distinct_other[np.unique(others, return_index=True)[1]] = True
+        distinct = ~np.isin(candidates, others)  # the same candidate twice is one choice
+        effective = ((other_share >= w.phi) & distinct_other[:, None]).sum(axis=0) \
+            + ((share >= w.phi) & distinct[:, None])
+
+        def active(counts_: np.ndarray, share_: np.ndarray, distinct_: np.ndarray) -> np.ndarray:
+            return M.active_actions(w.active_rule, counts_, share_, distinct_, w.phi,
+                                    w.macro_active)
+
+        active_other = active(other_counts, other_share, distinct_other)
+        active_new = active(counts, share, distinct)
+        n_active = active_other.sum() + active_new
+        gower_other = pool.gower[others] if others else np.zeros(0)
+        sum_active = gower_other[active_other].sum() + np.where(active_new, gower, 0.0)
+        sum_rest = gower_other[~active_other].sum() + np.where(active_new, 0.0, gower)
+        gower_active = np.divide(sum_active, n_active, out=np.zeros(len(candidates)),
+                                 where=n_active > 0)
+        rest = n_actions - n_active
+        gower_nonactive = np.divide(sum_rest, rest, out=np.zeros(len(candidates)),
+                                    where=rest > 0)
+
+        tally = M.GroupTally(people, flipped_any, flipped_best, effective, n_actions)
+        metrics = M.metrics_of(tally, w.effectiveness, n_active, n_actions, gower_active,
+                               gower_nonactive)
+        if self.hybrid and self.others is not None:
+            pooled = M.metrics_of(tally + self.others, w.effectiveness, n_active, n_actions,
+                                  gower_active, gower_nonactive)
+            metrics = metrics.with_group_terms(pooled)
+        return Scored(metrics, tally, np.asarray(gain(metrics, w), dtype=np.float64),
+                      np.asarray(self.goal.met(metrics), dtype=bool))
+
+    def score(self, pool: CandidatePool, chosen: np.ndarray):
+        """(metrics, tally, reward level, goal met) of one set."""
+        return self.slot(pool, chosen, 0, candidates=np.asarray(chosen[:1])).row(0)
+
+
+def best_candidate(pool: CandidatePool, objective: SetObjective, chosen: np.ndarray,
+                   j: int) -> tuple[int, float, float]:
+    """The candidate (or NO_CHANGE) that makes slot j of `chosen` best, never one already in
+    another slot; with its key and the key of the set as it is."""
+    key = objective.slot(pool, chosen, j).key
+    key[[int(i) for s, i in enumerate(chosen) if s != j and i != NO_CHANGE]] = -np.inf
+    best = int(np.argmax(key))
+    current = len(pool) if chosen[j] == NO_CHANGE else int(chosen[j])
+    return (NO_CHANGE if best == len(pool) else best), float(key[best]), float(key[current])
+
+
+def improve(pool: CandidatePool, objective: SetObjective, chosen: np.ndarray,
+            rounds: int = 4) -> np.ndarray:
+    """Best-improvement local search: replace one slot at a time with the candidate that most
+    improves the set, until no slot improves or `rounds` passes are done."""
+    chosen = np.array(chosen, dtype=np.int64)
+    for _ in range(rounds):
+        improved = False
+        for j in range(len(chosen)):
+            best, key, current = best_candidate(pool, objective, chosen, j)
+            if key > current + 1e-9:
+                chosen[j] = best
+                improved = True
+        if not improved:
+            break
+    return chosen
+
+
+def best_set(pool: CandidatePool, objective: SetObjective, n_actions: int,
+             start: np.ndarray | None = None) -> np.ndarray:
+    """The best set found in the pool: built greedily (each slot the best given the ones
+    before), improved slot by slot, and also improved from `start` (the previous best, as
+    indices into this pool); the better of the two."""
+    chosen = np.full(n_actions, NO_CHANGE, dtype=np.int64)
+    for j in range(n_actions):
+        chosen[j] = best_candidate(pool, objective, chosen, j)[0]
+    found = [improve(pool, objective, chosen)]
+    if start is not None:
+        found.append(improve(pool, objective, start))
+    scored = [objective.score(pool, c) for c in found]
+    keys = [value + (1e9 if met else 0.0) for _, _, value, met in scored]
+    return found[int(np.argmax(keys))]

@@ -1,0 +1,157 @@
+"""The search state of one scope, shared by every way of searching it (SAC, random, greedy).
+
+`ScopeSearch` owns what a search learns about its scope: every action it evaluated (the
+candidate pool, through one evaluator that counts model calls), the best set of actions in
+the pool under the scope's reward and goal, and the successful sets (those meeting the goal)
+not yet reported. A searcher only proposes actions; `refresh` finds the best set among all
+proposals so far, exactly, and `report` hands the news to the statistics hub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from distributed_recourse.data.schema import FeatureSpec
+from distributed_recourse.recourse import metrics as M
+from distributed_recourse.recourse.actions import ActionSpace
+from distributed_recourse.recourse.archive import archive_entry
+from distributed_recourse.recourse.pool import NO_CHANGE, CandidatePool, SetObjective, best_set
+from distributed_recourse.recourse.rewards import Goal, RewardWeights
+
+
+@dataclass
+class ScopeProblem:
+    """The people of one scope and the model, picklable so that it can travel through Ray's
+    object store to wherever the scope's trainer runs."""
+
+    scope: str
+    X: np.ndarray
+    groups: np.ndarray
+    group_names: list[str]
+    features: tuple[FeatureSpec, ...]
+    model: Any
+    """Anything with `favourable(X) -> bool array` (a BlackBox)."""
+
+
+class ScopeSearch:
+    """One scope's evaluated actions, its best set and its counters.
+
+    `evaluator` answers `outcomes(actions) -> [(flipped mask, Gower sum)]` and counts
+    `model_calls` (a ScopeEvaluator, or its sharded twin)."""
+
+    def __init__(self, problem: ScopeProblem, evaluator, weights: RewardWeights, goal: Goal,
+                 hybrid: bool = False, pool_size: int = 4096) -> None:
+        self.problem = problem
+        self.scope = problem.scope
+        self.weights = weights
+        self.space = ActionSpace(problem.features, weights.n_actions)
+        self.evaluator = evaluator
+        self.n = len(problem.X)
+        self.pool = CandidatePool(problem.groups, len(problem.group_names),
+                                  self.space.n_features, pool_size)
+        self.objective = SetObjective(weights, goal, hybrid)
+        self.best = np.full(weights.n_actions, NO_CHANGE, dtype=np.int64)
+        self.best_actions = self.space.initial_set()
+        self.steps = 0
+        """Proposals made (an environment step or a baseline's candidate each)."""
+        self._unsent: list[dict[str, Any]] = []
+        self._archived: set[bytes] = set()
+
+    @property
+    def model_calls(self) -> int:
+        return self.evaluator.model_calls
+
+    @property
+    def archived(self) -> int:
+        """Distinct successful sets found (the reference's truncation rule reads it)."""
+        return len(self._archived)
+
+    # ----------------------------------------------------------------- evaluating
+    def evaluate(self, actions: np.ndarray) -> np.ndarray:
+        """Pool indices of the actions (NO_CHANGE for one that changes nothing), asking the
+        model in one call about those not seen before."""
+        actions = np.atleast_2d(actions)
+        changes = ~np.all(actions == self.space.no_change(), axis=1)
+        index = np.full(len(actions), NO_CHANGE, dtype=np.int64)
+        for i, (flipped, gower) in zip(np.flatnonzero(changes),
+                                       self.evaluator.outcomes(actions[changes]), strict=True):
+            index[i] = self.pool.add(actions[i], flipped, gower / self.n)
+        return index
+
+    def actions_of(self, chosen: np.ndarray) -> np.ndarray:
+        """The (N, m) action set a set of pool indices stands for."""
+        return np.array([self.space.no_change() if i == NO_CHANGE else self.pool.actions[i]
+                         for i in chosen])
+
+    def score(self, chosen: np.ndarray):
+        """(metrics, tally, reward level, goal met) of a set of pool indices."""
+        return self.objective.score(self.pool, chosen)
+
+    def key(self, chosen: np.ndarray) -> float:
+        """Larger is better: a set meeting the goal beats any that does not; then the reward."""
+        _, _, value, met = self.score(chosen)
+        return value + (1e9 if met else 0.0)
+
+    # ----------------------------------------------------------------- the best set
+    def offer(self, chosen: np.ndarray) -> None:
+        """A set found by the searcher (e.g. an episode's): archived if it meets the goal,
+        kept as the best if it beats it."""
+        metrics, tally, value, met = self.score(chosen)
+        if met:
+            self._archive(chosen, metrics, tally, value)
+        if value + (1e9 if met else 0.0) > self.key(self.best) + 1e-9:
+            self.best, self.best_actions = np.array(chosen), self.actions_of(chosen)
+
+    def refresh(self) -> None:
+        """The best set among every action evaluated so far, exactly (and it is offered)."""
+        self.best = self._indices(self.best_actions)
+        self.offer(best_set(self.pool, self.objective, self.weights.n_actions, start=self.best))
+        self.pool.prune(keep=list(self.best_actions))
+        self.best = self._indices(self.best_actions)
+
+    def set_others(self, tally: M.GroupTally | None) -> None:
+        """The other scopes' pooled tally (hybrid fairness), fixed until the next round."""
+        self.objective.others = tally
+
+    def _indices(self, actions: np.ndarray) -> np.ndarray:
+        found = [self.pool.find(a) for a in actions]
+        return np.array([NO_CHANGE if i is None else i for i in found], dtype=np.int64)
+
+    def _archive(self, chosen: np.ndarray, metrics, tally, value: float) -> None:
+        actions = self.actions_of(chosen)
+        key = np.ascontiguousarray(actions[np.lexsort(actions.T[::-1])]).tobytes()
+        if key in self._archived:
+            return
+        self._archived.add(key)
+        self._unsent.append(self.entry(actions, metrics, tally, value))
+
+    def entry(self, actions: np.ndarray, metrics, tally, value: float) -> dict[str, Any]:
+        return archive_entry(self.scope, self.space, actions, metrics, tally,
+                             self.problem.group_names, self.steps, value)
+
+    # ----------------------------------------------------------------- reporting
+    def report(self) -> dict[str, Any]:
+        """What the hub records after a round: the best set (its tally is what other scopes
+        pool under hybrid fairness), the sets archived since the last report, the counters."""
+        metrics, tally, value, met = self.score(self.best)
+        entries, self._unsent = self._unsent, []
+        return {"best": {**self.entry(self.best_actions, metrics, tally, value), "met": met},
+                "key": value + (1e9 if met else 0.0), "entries": entries,
+                "steps": self.steps, "model_calls": self.model_calls}
+
+    # ----------------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, Any]:
+        return {"pool": self.pool.state(), "best_actions": self.best_actions,
+                "steps": self.steps, "archived": sorted(self._archived),
+                "model_calls": self.model_calls}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.pool.restore(state["pool"])
+        self.best_actions = np.asarray(state["best_actions"])
+        self.best = self._indices(self.best_actions)
+        self.steps = int(state["steps"])
+        self._archived = set(state["archived"])
+        self.evaluator.model_calls = int(state["model_calls"])
