@@ -43,8 +43,8 @@ def standalone_search(config: dict[str, Any]) -> ScopeSearch | None:
     from distributed_recourse.recourse.actions import ActionSpace
 
     space = ActionSpace(problem.features, weights.n_actions)
-    evaluator = ScopeEvaluator(problem.X, problem.groups, len(problem.group_names), space,
-                               problem.model.favourable, int(config.get("cache_size", 4096)))
+    evaluator = ScopeEvaluator.local(problem.X, space, problem.model.favourable,
+                                     int(config.get("cache_size", 4096)))
     goal = config.get("goal") or Goal.reference(weights)
     return ScopeSearch(problem, evaluator, weights, goal, bool(config.get("hybrid", False)))
 

@@ -158,7 +158,11 @@ def train_model(
         output = favourable_label if config.favourable_output is None else config.favourable_output
         return BlackBox(estimator, space, config.input, output,
                         {"kind": "file", "path": str(config.path), "versions": versions})
-    estimator = make_estimator(config.kind, config.params, seed).fit(X, y.astype(int))
+    estimator = make_estimator(config.kind, config.params, seed)
+    if isinstance(estimator, RandomForestClassifier):  # fit on every core, predict on one
+        estimator.set_params(n_jobs=-1).fit(X, y.astype(int)).set_params(n_jobs=1)
+    else:
+        estimator.fit(X, y.astype(int))
     return BlackBox(estimator, space, "matrix", 1,
                     {"kind": config.kind, "params": config.params, "seed": seed,
                      "versions": versions})

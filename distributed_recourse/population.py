@@ -15,9 +15,11 @@ from sklearn.ensemble import IsolationForest
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from distributed_recourse.config import RunConfig
+from distributed_recourse.config import ConfigError, RunConfig
 from distributed_recourse.data import Dataset, Schema, load_dataset
 from distributed_recourse.model import BlackBox, fairness_report, train_model
+from distributed_recourse.recourse.actions import ActionSpace
+from distributed_recourse.recourse.ceiling import ceiling_figures, reachable_people
 
 WHOLE = "all"
 """The scope holding every affected person."""
@@ -74,6 +76,10 @@ class Population:
     clusters: np.ndarray
     row_ids: np.ndarray
     """Each person's row in the validated dataset frame."""
+    reachable: np.ndarray
+    """Some feasible change flips the person (the ceiling, recourse/ceiling.py)."""
+    ceiling_exact: bool = True
+    """`reachable` is exact over the values tried, not a lower bound."""
 
     @property
     def n_clusters(self) -> int:
@@ -94,6 +100,11 @@ class Population:
         mask = self.members(name)
         return Scope(name, self.X[mask], self.groups[mask], self.group_names)
 
+    def ceiling(self, mask: np.ndarray | None = None) -> dict[str, Any]:
+        """The ceiling's SR, PD and per-group reachable shares over `mask`'s people."""
+        return ceiling_figures(self.reachable, self.ceiling_exact, self.groups,
+                               self.group_names, mask)
+
     def group_sizes(self, mask: np.ndarray | None = None) -> dict[str, int]:
         groups = self.groups if mask is None else self.groups[mask]
         counts = np.bincount(groups, minlength=len(self.group_names))
@@ -101,14 +112,17 @@ class Population:
 
     def save(self, folder: Path) -> None:
         np.savez_compressed(folder / "population.npz", X=self.X, groups=self.groups,
-                            clusters=self.clusters, row_ids=self.row_ids)
-        (folder / "groups.json").write_text(json.dumps(self.group_names))
+                            clusters=self.clusters, row_ids=self.row_ids,
+                            reachable=self.reachable)
+        (folder / "groups.json").write_text(json.dumps(
+            {"groups": self.group_names, "ceiling_exact": self.ceiling_exact}))
 
     @classmethod
     def load(cls, folder: Path) -> Population:
         data = np.load(folder / "population.npz")
-        names = json.loads((folder / "groups.json").read_text())
-        return cls(data["X"], data["groups"], names, data["clusters"], data["row_ids"])
+        meta = json.loads((folder / "groups.json").read_text())
+        return cls(data["X"], data["groups"], meta["groups"], data["clusters"], data["row_ids"],
+                   data["reachable"], meta["ceiling_exact"])
 
 
 @dataclass
@@ -162,7 +176,7 @@ class Prepared:
         p = self.population
         clustering = Clustering(n_clusters, self.config.population.standardize,
                                 self.config.seed).fit(p.X)
-        population = Population(p.X, p.groups, p.group_names, clustering.assign(p.X), p.row_ids)
+        population = replace(p, clusters=clustering.assign(p.X))
         holdout = self.holdout
         if holdout is not None:
             holdout = replace(holdout, clusters=clustering.assign(holdout.X))
@@ -176,6 +190,28 @@ class Prepared:
         return (Path(folder) / "population.json").is_file() and (
             Path(folder) / "prepared" / "population.npz"
         ).is_file()
+
+
+PREPARATION = ("dataset", "model", "population", "seed")
+"""Config sections that decide the prepared population; a run folder's must match."""
+
+
+def prepared_for(config: RunConfig, output: Path) -> Prepared:
+    """Reuse the population saved in `output` (prepared from the same data, model and
+    clustering settings), or prepare and save it."""
+    if not Prepared.exists(output):
+        prepared = prepare(config)
+        prepared.save(output)
+        return prepared
+    prepared = Prepared.load(output)
+    saved, wanted = prepared.config.to_dict(), config.to_dict()
+    differ = [key for key in PREPARATION if saved[key] != wanted[key]]
+    if differ:
+        raise ConfigError(
+            f"{output} holds a population prepared with other {differ} settings; "
+            "use a new --output folder"
+        )
+    return prepared
 
 
 def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
@@ -208,8 +244,12 @@ def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
     clustering = Clustering(config.population.clusters, config.population.standardize,
                             config.seed).fit(X[affected])
 
+    actions = ActionSpace(dataset.space.actionable, 1)
+
     def people(rows: np.ndarray) -> Population:
-        return Population(X[rows], groups[rows], group_names, clustering.assign(X[rows]), rows)
+        ceiling = reachable_people(actions, X[rows], model.favourable, seed=config.seed)
+        return Population(X[rows], groups[rows], group_names, clustering.assign(X[rows]), rows,
+                          ceiling.reachable, ceiling.exact)
 
     population = people(affected)
     holdout = people(held) if config.population.holdout else None
@@ -221,16 +261,19 @@ def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
         "n_test": len(test),
         "data": dataset.report(),
         "model": {"kind": config.model.kind, **audit},
-        "affected": {"n": len(affected), "groups": population.group_sizes()},
+        "affected": {"n": len(affected), "groups": population.group_sizes(),
+                     "ceiling": population.ceiling()},
         "clusters": {
             cluster_scope(c): {
                 "n": int((population.clusters == c).sum()),
                 "groups": population.group_sizes(population.clusters == c),
+                "ceiling": population.ceiling(population.clusters == c),
             }
             for c in range(config.population.clusters)
         },
     }
     if holdout is not None:
-        summary["holdout"] = {"n": len(held), "groups": holdout.group_sizes()}
+        summary["holdout"] = {"n": len(held), "groups": holdout.group_sizes(),
+                              "ceiling": holdout.ceiling()}
     return Prepared(config, dataset.schema, model, population, clustering, plausibility, summary,
                     holdout)

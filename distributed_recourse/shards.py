@@ -1,42 +1,42 @@
-"""A scope's people split over Ray actors: each shard evaluates actions on its rows (apply +
-predict) and answers in per-group counts, which add up to the whole scope's (DESIGN.md
-section 6). The same code runs the shards on one machine or across a cluster's nodes."""
+"""A scope's people split over Ray actors (DESIGN.md section 6): each shard applies a batch of
+actions to its rows and asks the model (map); the trainer stacks the shards' flip masks and adds
+their Gower sums (reduce). The same code runs the shards on one machine or on a cluster's nodes,
+wherever their placement puts them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from distributed_recourse.recourse.actions import ActionSpace
-from distributed_recourse.recourse.evaluator import ActionCounts, ScopeEvaluator
+from distributed_recourse.recourse.evaluator import LocalOutcomes
 
 
-class ShardedEvaluator:
-    """`ScopeEvaluator`'s interface over `shards` Ray actors, one contiguous slice of the people
-    each; every call goes to all shards at once and the counts are summed."""
+class ShardedOutcomes:
+    """`LocalOutcomes` over `len(placements)` Ray actors, one contiguous slice of the people
+    each; `placements` are their Ray scheduling options (CPUs, resources, a placement group
+    bundle)."""
 
-    def __init__(self, problem, space: ActionSpace, shards: int, cache_size: int,
-                 resources: dict[str, float]) -> None:
+    def __init__(self, X: np.ndarray, space: ActionSpace, model: Any,
+                 placements: list[dict[str, Any]]) -> None:
         import ray
 
-        resources = dict(resources)
-        options = {"num_cpus": resources.pop("CPU", 1), "resources": resources or None}
-        remote = ray.remote(ScopeEvaluator).options(**options)
-        n_groups = len(problem.group_names)
-        model = ray.put(problem.model)
+        model_ref = ray.put(model)
         self.actors = [
-            remote.remote(X, groups, n_groups, space, model, cache_size)  # model: a callable
-            for X, groups in zip(np.array_split(problem.X, shards),
-                                 np.array_split(problem.groups, shards), strict=True)
+            ray.remote(LocalOutcomes).options(**placement).remote(part, space, model_ref)
+            for part, placement in zip(np.array_split(X, len(placements)), placements,
+                                       strict=True)
         ]
-        self.people = np.bincount(problem.groups, minlength=n_groups)
         self._ray = ray
 
-    def set_action(self, j: int, action: np.ndarray) -> ActionCounts:
-        parts = self._ray.get([actor.set_action.remote(j, action) for actor in self.actors])
-        return sum(parts[1:], parts[0])
+    def __call__(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = self._ray.get([actor.__call__.remote(actions) for actor in self.actors])
+        return (np.concatenate([flipped for flipped, _ in parts], axis=1),
+                sum(gower for _, gower in parts))
 
-    @property
-    def model_calls(self) -> int:
-        """Steps that needed the model (every shard calls it once for such a step)."""
-        return max(self._ray.get([actor.__ray_call__.remote(lambda e: e.model_calls)
-                                  for actor in self.actors]))
+    def nodes(self) -> list[str]:
+        """The node each shard runs on (the multi-node test checks their placement)."""
+        return self._ray.get([actor.__ray_call__.remote(
+            lambda _: __import__("ray").get_runtime_context().get_node_id())
+            for actor in self.actors])

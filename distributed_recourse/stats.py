@@ -1,179 +1,132 @@
-"""The central statistics hub: each scope's per-group tally and the archive of successful sets.
+"""The central statistics hub: the one owner of a run's search state.
 
-`StatsHub` is plain Python (tests use it directly). In training it runs as a named Ray actor
-(`start_actor`), and environments reach it through `RemoteStats`; this module is the only
-place that knows the hub is remote.
+Per scope it keeps the tally of the scope's best set (what the other scopes pool under hybrid
+fairness), the archive of distinct successful sets, the best set seen, and the counters the stop
+rule reads (steps, model calls, training time, the step of the last improvement, why the scope
+stopped). Scope trainers hold no copy: after each round the engine records their reports here,
+and a restored run gets its counters back from here.
+
+`StatsHub` is plain Python (tests use it directly); in a run it is a Ray actor (`start_hub`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import time
-from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from distributed_recourse.recourse.archive import best_entry
 from distributed_recourse.recourse.metrics import GroupTally
+from distributed_recourse.recourse.stopping import Progress
 
-NAMESPACE = "distributed-recourse"
+IMPROVEMENT = 1e-9
+"""A best set counts as better when its key rises by more than this."""
 
 
 class StatsHub:
-    """Per scope: the latest tally of its current set and its archive of successful sets.
-
-    A scope's representative tally, the one the other scopes pool with, is that of its best
-    archived set once it has one, and of its current set before. The state is saved to
-    `checkpoint` (atomically) at most every `save_every_s` seconds and restored on start."""
-
-    def __init__(
-        self, checkpoint: str | None = None, selection: str = "sr_minus_pd",
-        save_every_s: float = 5.0,
-    ) -> None:
-        self.checkpoint = Path(checkpoint) if checkpoint else None
+    def __init__(self, selection: str = "sr_minus_pd") -> None:
         self.selection = selection
-        self.save_every_s = save_every_s
         self.tallies: dict[str, dict] = {}
         self.archive: dict[str, list[dict[str, Any]]] = {}
-        self.steps: dict[str, int] = {}
         self.best_seen: dict[str, dict[str, Any]] = {}
-        self._best: dict[str, dict[str, Any]] = {}
-        """Each scope's best archived entry, kept as entries arrive (read on every sync)."""
-        self.syncs = 0
+        self.counters: dict[str, dict[str, Any]] = {}
         self._keys: set[tuple[str, str]] = set()
-        self._saved_at = 0.0
-        if self.checkpoint and self.checkpoint.is_file():
-            self._restore(json.loads(self.checkpoint.read_text()))
+        self.rounds = 0
+        self.wall_s = 0.0
+        """Wall time of the run so far, over every attempt (a restored run goes on counting)."""
 
     # ----------------------------------------------------------------- what scopes send
     def register(self, scope: str, tally: dict) -> None:
-        """The driver seeds each scope's no-change tally, so pooled terms count everyone
-        before that scope's trainer has started."""
+        """The engine seeds each scope's no-change tally, so that pooled terms count everyone
+        before that scope's first round."""
         self.tallies.setdefault(scope, tally)
         self.archive.setdefault(scope, [])
+        self.counters.setdefault(scope, {"steps": 0, "model_calls": 0, "train_s": 0.0,
+                                         "improved_at": 0, "key": float("-inf"),
+                                         "stopped": None, "node_id": None})
 
-    def sync(
-        self, scope: str, tally: dict, entries: list[dict[str, Any]], steps: int,
-        best_seen: dict[str, Any] | None = None,
-    ) -> dict | None:
-        """Record a scope's tally, new archive entries and highest-reward set so far; return
-        the other scopes' pooled tally (None if there are none)."""
-        self.syncs += 1
-        self.tallies[scope] = tally
-        if best_seen and best_seen["reward"] > self.best_seen.get(scope, {}).get(
-            "reward", -np.inf
-        ):
-            self.best_seen[scope] = best_seen
-        self.steps[scope] = max(steps, self.steps.get(scope, 0))
-        self._add(scope, entries)
-        if time.time() - self._saved_at >= self.save_every_s:
-            self.save()
-        return self.others(scope)
-
-    def _add(self, scope: str, entries: list[dict[str, Any]]) -> int:
-        kept = self.archive.setdefault(scope, [])
-        added = 0
-        for entry in entries:
+    def record(self, scope: str, report: dict[str, Any]) -> None:
+        """A trainer's report after a round: its best set, new archive entries, counters."""
+        best, c = report["best"], self.counters[scope]
+        self.tallies[scope] = best["tally"]
+        self.best_seen[scope] = best
+        for entry in report["entries"]:
             key = (scope, json.dumps(entry["set"]))
             if key not in self._keys:
                 self._keys.add(key)
-                kept.append(entry)
-                added += 1
-        best = best_entry(entries + [self._best[scope]] if scope in self._best else entries,
-                          self.selection)
-        if best is not None:
-            self._best[scope] = best
-        return added
+                self.archive[scope].append(entry)
+        if report["key"] > c["key"] + IMPROVEMENT:
+            c["key"], c["improved_at"] = report["key"], report["steps"]
+        for name in ("steps", "model_calls", "train_s", "node_id"):
+            c[name] = report[name]
+
+    def record_round(self, reports: dict[str, dict[str, Any]], wall_s: float) -> None:
+        for scope, report in reports.items():
+            self.record(scope, report)
+        self.rounds += 1
+        self.wall_s = wall_s
+
+    def stop(self, scope: str, reason: str) -> None:
+        self.counters[scope]["stopped"] = reason
 
     # ----------------------------------------------------------------- what scopes read
-    def representative(self, scope: str) -> dict:
-        best = self._best.get(scope)
-        return best["tally"] if best else self.tallies[scope]
-
     def others(self, scope: str) -> dict | None:
+        """The other scopes' pooled tally (None if there is no other scope). A scope that has
+        stopped keeps serving the tally of its best set."""
         pooled = None
-        for other in self.tallies:
+        for other, tally in self.tallies.items():
             if other != scope:
-                tally = GroupTally.from_dict(self.representative(other))
-                pooled = tally if pooled is None else pooled + tally
+                t = GroupTally.from_dict(tally)
+                pooled = t if pooled is None else pooled + t
         return pooled.to_dict() if pooled is not None else None
 
-    def best(self, scope: str) -> dict[str, Any] | None:
-        return self._best.get(scope)
+    def others_all(self) -> dict[str, dict | None]:
+        return {scope: self.others(scope) for scope in self.tallies}
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"tallies": self.tallies, "archive": self.archive, "steps": self.steps,
-                "best_seen": self.best_seen, "syncs": self.syncs}
+    def progress(self, scope: str) -> Progress:
+        c = self.counters[scope]
+        best = self.best_seen.get(scope, {})
+        return Progress(c["steps"], c["improved_at"], bool(best.get("met")), c["train_s"],
+                        len(self.archive[scope]))
+
+    def best(self, scope: str) -> dict[str, Any] | None:
+        """The scope's best archived set under the selection rule."""
+        return best_entry(self.archive.get(scope, []), self.selection)
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per scope what a progress display shows: counters, the best set's figures."""
+        out = {}
+        for scope, c in self.counters.items():
+            best = self.best_seen.get(scope, {})
+            out[scope] = {**{k: v for k, v in c.items() if k != "key"},
+                          "archived": len(self.archive[scope]),
+                          **{k: best.get(k) for k in ("SR", "PD", "ECR_gap", "met")}}
+        return out
 
     # ----------------------------------------------------------------- persistence
-    def save(self) -> None:
-        if self.checkpoint is None:
-            return
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.checkpoint.with_suffix(".partial")
-        partial.write_text(json.dumps(self.snapshot()))
-        os.replace(partial, self.checkpoint)
-        self._saved_at = time.time()
+    def snapshot(self) -> dict[str, Any]:
+        return {"selection": self.selection, "tallies": self.tallies, "archive": self.archive,
+                "best_seen": self.best_seen, "counters": self.counters, "rounds": self.rounds,
+                "wall_s": self.wall_s}
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.tallies = state["tallies"]
-        self.steps = state["steps"]
-        self.best_seen = state.get("best_seen", {})
-        self.syncs = state.get("syncs", 0)
+    @classmethod
+    def from_snapshot(cls, state: dict[str, Any]) -> StatsHub:
+        hub = cls(state["selection"])
+        hub.tallies, hub.best_seen = state["tallies"], state["best_seen"]
+        hub.counters, hub.rounds, hub.wall_s = state["counters"], state["rounds"], state["wall_s"]
         for scope, entries in state["archive"].items():
-            self.archive[scope] = []
-            self._add(scope, entries)
+            hub.archive[scope] = entries
+            hub._keys.update((scope, json.dumps(e["set"])) for e in entries)
+        return hub
 
-    def pid(self) -> int:
-        """The process the hub lives in (fault tests kill it)."""
-        return os.getpid()
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take over a checkpointed hub's state (the actor restores in place)."""
+        self.__dict__.update(StatsHub.from_snapshot(state).__dict__)
 
 
-def start_actor(name: str, checkpoint: str, selection: str, resources: dict | None = None):
-    """The hub as a named, restartable Ray actor; a restarted actor restores its checkpoint.
-
-    Without `resources` it lives on the caller's node, so that on a cluster it writes, and
-    after a restart reads, the checkpoint where the caller's files are (Ray 2.60 places actors
-    with a soft node affinity on any node, so the affinity is hard)."""
+def start_hub(selection: str, placement: dict[str, Any] | None = None):
+    """The hub as a Ray actor (`placement`: Ray scheduling options, e.g. a placement group
+    bundle). It lives as long as its handle; a run that loses it restarts from its last
+    checkpoint, hub included."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    placement = {"resources": resources} if resources else {
-        "scheduling_strategy": NodeAffinitySchedulingStrategy(
-            ray.get_runtime_context().get_node_id(), soft=False)}
-    actor = ray.remote(StatsHub).options(
-        name=name, namespace=NAMESPACE, num_cpus=0, **placement,
-        max_restarts=-1, max_task_retries=-1, get_if_exists=True,
-    )
-    return actor.remote(checkpoint, selection)
-
-
-class RemoteStats:
-    """The environments' client of the hub actor, found by name (picklable into env configs)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._actor = None
-
-    def __getstate__(self) -> dict:
-        return {"name": self.name}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["name"])
-
-    @property
-    def actor(self):
-        import ray
-
-        if self._actor is None:
-            self._actor = ray.get_actor(self.name, namespace=NAMESPACE)
-        return self._actor
-
-    def sync(
-        self, scope: str, tally: dict, entries: list, steps: int, best_seen: dict | None = None
-    ) -> dict | None:
-        import ray
-
-        return ray.get(self.actor.sync.remote(scope, tally, entries, steps, best_seen))
+    return ray.remote(StatsHub).options(num_cpus=0, **(placement or {})).remote(selection)

@@ -1,16 +1,16 @@
 """Ray Tune sweeps over reward weights (and any other config field), with a Pareto front.
 
-A sweep trial is one configuration. It trains all of its scopes in one process, one RLlib SAC
-algorithm per scope stepped in turn, and reports the population's figures every few rounds,
-so a scheduler such as ASHA can stop poor configurations early. (`recourse train` instead runs
-each scope as its own Tune trial, to spread one configuration over a cluster's nodes.)
+A sweep file (`SweepSpec`) names a base run config and a search space over dotted config keys.
+Every trial is one configuration trained by the engine (engine.py) exactly as `recourse train`
+trains it: its scopes' trainers at once in the trial's placement group, with its own statistics
+hub, reporting the population's figures every round (ASHA can stop poor trials) and
+checkpointing. `run_trials` is the one Tuner set-up, for sweeps and for `train` (one trial).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,18 +20,10 @@ import pandas as pd
 import yaml
 
 from distributed_recourse.config import ConfigError, RunConfig, config_path
-from distributed_recourse.population import Prepared
+from distributed_recourse.engine import TrialResources, n_scopes, run_trial, trial_outcome
+from distributed_recourse.population import Prepared, prepared_for
+from distributed_recourse.result import RunResult, atomic_write
 from distributed_recourse.runtime import connect, limit_threads
-from distributed_recourse.train import (
-    atomic_write,
-    prepared_for,
-    problems,
-    sac_config,
-    scope_env_config,
-    start_hub,
-    summarize,
-    write_outputs,
-)
 
 EXPERIMENT = "sweep"
 SPACES = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -52,27 +44,31 @@ class SweepSpec:
     """Weights of population figures; the objective is their weighted sum (maximised)."""
     scheduler: dict[str, Any] | None = None
     """`{asha: {grace_period: 2, reduction_factor: 2}}` stops poor trials early; None runs all."""
-    rounds_per_report: int = 2
-    """Training rounds (one iteration of every scope) between reports to Tune."""
-    max_concurrent: int | None = None
-    """Trials at once; None lets Tune fill the cluster."""
-    cpus_per_trial: float = 1.0
+    max_concurrent: int = 1
+    """Trials at once; the cluster's CPUs are shared so that every scope of every running
+    trial trains at once."""
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Named sets of overrides (dotted key -> value); `search: {experiment: {grid: [names]}}`
     runs them (the paper's grid is built this way)."""
 
     @classmethod
+    def single(cls, config: RunConfig) -> SweepSpec:
+        """One configuration: what `recourse train` runs (a sweep of one trial)."""
+        return cls(base=config, search={})
+
+    @classmethod
     def from_yaml(cls, path: str | Path) -> SweepSpec:
         path = config_path(path)
         spec = yaml.safe_load(path.read_text()) or {}
-        known = {"base", "search", "num_samples", "objective", "scheduler",
-                 "rounds_per_report", "max_concurrent", "cpus_per_trial", "experiments"}
+        known = {"base", "search", "num_samples", "objective", "scheduler", "max_concurrent",
+                 "experiments"}
         unknown = set(spec) - known
         if unknown:
             raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
         base = spec.get("base", {})
-        if isinstance(base, str):  # a run config file, relative to the sweep file
-            base = yaml.safe_load((path.parent / base).read_text())
+        if isinstance(base, str):  # a run config file, relative to the sweep file, or shipped
+            beside = path.parent / base
+            base = yaml.safe_load((beside if beside.is_file() else config_path(base)).read_text())
         sweep = cls(
             base=RunConfig.from_dict(base, f"{path}: base"),
             search=spec.get("search", {}),
@@ -107,6 +103,10 @@ class SweepSpec:
             config = with_value(config, key, value)
         return config
 
+    def score(self, figures: dict[str, Any]) -> float:
+        """The objective of a trial's figures (maximised)."""
+        return objective(figures, self.objective)
+
     def param_space(self) -> dict[str, Any]:
         from ray import tune
 
@@ -134,8 +134,11 @@ def with_value(config: RunConfig, dotted: str, value: Any) -> RunConfig:
 
 
 def objective(population: dict[str, Any], weights: dict[str, float]) -> float:
-    """Weighted sum of population figures (a missing Gower, when nobody is flipped, counts 1)."""
-    values = {**population, "gower_chosen": population.get("gower_chosen") or 1.0}
+    """Weighted sum of population figures. Until a trial's final report its Gower term is the
+    mean Gower of its sets' active actions (the exact Gower of chosen counterfactuals needs the
+    final evaluation); a missing Gower, when nobody is flipped, counts 1."""
+    gower = population.get("gower_chosen", population.get("gower_active"))
+    values = {**population, "gower_chosen": 1.0 if gower is None else gower}
     return float(sum(w * values[term] for term, w in weights.items()))
 
 
@@ -147,108 +150,82 @@ def pareto_front(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[keep]
 
 
-# --------------------------------------------------------------------- one trial
-def run_trial(params: dict[str, Any], spec: SweepSpec, run_dir: str) -> None:
-    """Tune function trainable: train one configuration's scopes in turn, report as it goes."""
+# --------------------------------------------------------------------- running trials
+def run_trials(spec: SweepSpec, prepared: Prepared, storage: str, name: str, resume: bool,
+               callbacks: list | None = None):
+    """Tune runs the spec's trials (each `engine.run_trial` in a placement group of its own,
+    the prepared population through the object store); `resume` continues the experiment
+    `name` under `storage` (finished trials are not rerun, interrupted ones continue from their
+    last checkpoint). Returns Tune's ResultGrid."""
     import ray
     from ray import tune
 
-    limit_threads()
-    config = spec.configure(params)
-    trial_dir = Path(tune.get_context().get_trial_dir())
-    prepared = Prepared.load(run_dir)
-    if prepared.config.population.clusters != config.population.clusters:
-        prepared = prepared.reclustered(config.population.clusters)
-    scopes = prepared.population.scope_names(config.level)
-    by_scope = problems(prepared, scopes)
-    stats_name = f"recourse-sweep-{tune.get_context().get_trial_id()}"
-    hub = start_hub(stats_name, trial_dir / "stats.json", config, by_scope)  # alive while held
-    env_config = scope_env_config(config, by_scope, stats_name, spec.cpus_per_trial)
-    algorithms = {}
-    for index, name in enumerate(scopes):
-        scope_config = sac_config(config, {**env_config, "scope": name}, spec.cpus_per_trial)
-        algorithms[name] = scope_config.debugging(seed=config.seed + index).build_algo()
-    started, rounds = time.time(), 0
-    while True:
-        steps = {}
-        for name, algorithm in algorithms.items():
-            result = algorithm.train()
-            steps[name] = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
-        rounds += 1
-        elapsed = time.time() - started
-        finished = (min(steps.values()) >= config.train.env_steps
-                    or (config.train.time_budget_s and elapsed >= config.train.time_budget_s))
-        if rounds % spec.rounds_per_report and not finished:
-            continue
-        trials = {name: {"env_steps": steps[name], "time_s": elapsed} for name in scopes}
-        snapshot = ray.get(hub.snapshot.remote())
-        summary = summarize(config, prepared, scopes, snapshot, trials, elapsed)
-        if finished:  # before the last report: Tune may end the trial as soon as it has it
-            write_outputs(trial_dir, summary, snapshot)
-            for algorithm in algorithms.values():
-                algorithm.stop()
-        population = summary["population"]
-        tune.report({
-            "objective": objective(population, spec.objective),
-            **{k: population[k] for k in ("SR", "PD", "ECR_gap", "validity", "gower_chosen")},
-            "env_steps": min(steps.values()),
-            "finished": bool(finished),  # not `done`: Tune reads that key as "stop this trial"
-        })
-        if finished:
-            return
+    resources = TrialResources(ray.cluster_resources().get("CPU", 1.0), spec.max_concurrent)
+
+    def bundles(params: dict[str, Any]):
+        config = spec.configure(params)
+        return tune.PlacementGroupFactory(resources.bundles(config, n_scopes(config)))
+
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, spec=spec, prepared=prepared, resources=resources),
+        bundles)
+    experiment = f"{storage.rstrip('/')}/{name}"
+    if resume and tune.Tuner.can_restore(experiment):
+        return tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
+                                  resume_errored=True).fit()
+    scheduler = None
+    if spec.scheduler and "asha" in spec.scheduler:
+        from ray.tune.schedulers import ASHAScheduler
+
+        scheduler = ASHAScheduler(**(spec.scheduler["asha"] or {}))
+    return tune.Tuner(
+        trainable,
+        param_space=spec.param_space(),
+        tune_config=tune.TuneConfig(metric="objective", mode="max", num_samples=spec.num_samples,
+                                    scheduler=scheduler,
+                                    max_concurrent_trials=spec.max_concurrent),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage, callbacks=callbacks or [], verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=spec.base.train.max_failures)),
+    ).fit()
 
 
 # --------------------------------------------------------------------- the sweep
+TRIAL_COLUMNS = ("objective", "SR", "PD", "ECR_gap", "validity", "gower_chosen", "steps",
+                 "model_calls", "wall_s")
+
+
 def sweep(
     spec: SweepSpec, output: str | Path, address: str | None = None, resume: bool = False,
-    verbose: int = 1,
-) -> pd.DataFrame:
-    """Run the sweep; write trials.csv, pareto.csv and best.yaml into `output` (the report
-    plots the front)."""
-    from ray import tune
-
+    callbacks: list | None = None,
+) -> tuple[pd.DataFrame, dict[str, RunResult]]:
+    """Run the sweep; write trials.csv, pareto.csv, best.yaml and each trial's run files
+    (trials/<trial>/summary.json ...) into `output`. Returns the trials table and each trial's
+    RunResult (read through Tune's results and checkpoints, wherever the storage is)."""
     output = Path(output).resolve()
     output.mkdir(parents=True, exist_ok=True)
     limit_threads()
-    prepared_for(spec.base, output)  # every trial starts from this population
+    prepared = prepared_for(spec.base, output)  # every trial starts from this population
     connect(address)
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, spec=spec, run_dir=str(output)),
-        {"cpu": spec.cpus_per_trial},
-    )
     storage = spec.base.train.storage or str(output / "tune")
-    experiment = f"{storage.rstrip('/')}/{EXPERIMENT}"
-    if resume and tune.Tuner.can_restore(experiment):
-        tuner = tune.Tuner.restore(experiment, trainable=trainable,
-                                   resume_unfinished=True, resume_errored=True)
-    else:
-        scheduler = None
-        if spec.scheduler and "asha" in spec.scheduler:
-            from ray.tune.schedulers import ASHAScheduler
-
-            scheduler = ASHAScheduler(**(spec.scheduler["asha"] or {}))
-        tuner = tune.Tuner(
-            trainable,
-            param_space=spec.param_space(),
-            tune_config=tune.TuneConfig(
-                metric="objective", mode="max", num_samples=spec.num_samples,
-                scheduler=scheduler, max_concurrent_trials=spec.max_concurrent),
-            run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=storage,
-                callbacks=[sweep_progress()] if verbose else [], verbose=0),
-        )
-    results = tuner.fit()
-    rows = []
-    for result in results:
-        if not result.metrics:
-            continue
-        rows.append({**{f"param:{k}": v for k, v in result.config.items()},
-                     "path": result.path,
-                     **{k: result.metrics.get(k) for k in
-                        ("objective", "SR", "PD", "ECR_gap", "validity", "gower_chosen",
-                         "env_steps", "finished")},
-                     "trial": Path(result.path).name,
-                     "error": str(result.error) if result.error else None})
+    grid = run_trials(spec, prepared, storage, EXPERIMENT, resume, callbacks)
+    rows, outcomes = [], {}
+    for result in grid:
+        trial = Path(result.path).name
+        params = {k: v for k, v in result.config.items()}
+        outcome = trial_outcome(result, spec.configure(params), prepared,
+                                into=output / "trials" / trial)
+        outcomes[trial] = outcome
+        p = outcome.population
+        rows.append({**{f"param:{k}": v for k, v in params.items()}, "trial": trial,
+                     "objective": spec.score({"SR": p.SR, "PD": p.PD, "ECR_gap": p.ECR_gap,
+                                              "gower_chosen": p.gower_chosen}),
+                     "SR": p.SR, "PD": p.PD, "ECR_gap": p.ECR_gap, "validity": p.validity,
+                     "gower_chosen": p.gower_chosen,
+                     "steps": sum(s.steps for s in outcome.scopes.values()),
+                     "model_calls": sum(s.model_calls for s in outcome.scopes.values()),
+                     "wall_s": outcome.wall_s, "error": "; ".join(outcome.errors) or None})
     trials = pd.DataFrame(rows).sort_values("objective", ascending=False)
     atomic_write(output / "trials.csv", trials.to_csv(index=False))
     front = pareto_front(trials.dropna(subset=["SR", "PD"]))
@@ -257,24 +234,11 @@ def sweep(
               for key, value in trials.iloc[0].items() if key.startswith("param:")}
     spec.configure(params).to_yaml(output / "best.yaml")
     (output / "sweep.json").write_text(json.dumps(
-        {"trials": len(trials), "best_objective": float(trials.iloc[0]["objective"])}, indent=2))
-    return trials
+        {"trials": len(trials), "best_objective": float(trials.iloc[0]["objective"]),
+         "best_trial": trials.iloc[0]["trial"]}, indent=2))
+    return trials, outcomes
 
 
 def to_python(value: Any) -> Any:
     """numpy scalars from a DataFrame back to plain YAML-able values."""
     return value.item() if hasattr(value, "item") else value
-
-
-def sweep_progress():
-    """A Tune callback printing one line per trial report."""
-    from ray.tune import Callback
-
-    class Progress(Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            params = ", ".join(f"{k}={v}" for k, v in trial.config.items())
-            print(f"[{trial.trial_id}] {params}: objective {result['objective']:.3f} "
-                  f"SR {result['SR']:.3f} PD {result['PD']:.3f} "
-                  f"ECR gap {result['ECR_gap']:.3f} steps {result['env_steps']}", flush=True)
-
-    return Progress()

@@ -43,26 +43,28 @@ class Ceiling:
     model_rows: int
     """Rows the model predicted to establish it."""
 
-    def shares(self, groups: np.ndarray, n_groups: int, mask: np.ndarray | None = None) -> np.ndarray:
-        """(k,) reachable share per group (NaN where the group is absent), over `mask`'s people."""
-        mask = np.ones(len(groups), dtype=bool) if mask is None else mask
-        people = np.bincount(groups[mask], minlength=n_groups)
-        reached = np.bincount(groups[mask], weights=self.reachable[mask], minlength=n_groups)
-        return np.divide(reached, people, out=np.full(n_groups, np.nan), where=people > 0)
-
     def figures(self, groups: np.ndarray, group_names: list[str],
                 mask: np.ndarray | None = None) -> dict:
-        """The ceiling's SR (mean over present groups of the reachable share) and PD (largest
-        gap between groups), as population.json and summary.json report them."""
-        shares = self.shares(groups, len(group_names), mask)
-        present = ~np.isnan(shares)
-        return {
-            "SR": float(shares[present].mean()) if present.any() else 0.0,
-            "PD": spread(shares),
-            "exact": self.exact,
-            "groups": {name: (float(s) if p else None)
-                       for name, s, p in zip(group_names, shares, present, strict=True)},
-        }
+        return ceiling_figures(self.reachable, self.exact, groups, group_names, mask)
+
+
+def ceiling_figures(reachable: np.ndarray, exact: bool, groups: np.ndarray,
+                    group_names: list[str], mask: np.ndarray | None = None) -> dict:
+    """The ceiling's SR (mean over present groups of the reachable share) and PD (largest gap
+    between groups), over `mask`'s people, as population.json and summary.json report them."""
+    mask = np.ones(len(groups), dtype=bool) if mask is None else mask
+    k = len(group_names)
+    people = np.bincount(groups[mask], minlength=k)
+    reached = np.bincount(groups[mask], weights=reachable[mask], minlength=k)
+    shares = np.divide(reached, people, out=np.full(k, np.nan), where=people > 0)
+    present = people > 0
+    return {
+        "SR": float(shares[present].mean()) if present.any() else 0.0,
+        "PD": spread(shares),
+        "exact": bool(exact),
+        "groups": {name: (float(s) if p else None)
+                   for name, s, p in zip(group_names, shares, present, strict=True)},
+    }
 
 
 def feature_values(space: ActionSpace, grid_points: int, max_levels: int) -> list[np.ndarray]:

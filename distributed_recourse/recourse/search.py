@@ -120,9 +120,15 @@ class ScopeSearch:
         found = [self.pool.find(a) for a in actions]
         return np.array([NO_CHANGE if i is None else i for i in found], dtype=np.int64)
 
+    @staticmethod
+    def set_key(actions: np.ndarray) -> bytes:
+        """The same actions in any order are one set."""
+        actions = np.asarray(actions, dtype=np.float64)
+        return np.ascontiguousarray(actions[np.lexsort(actions.T[::-1])]).tobytes()
+
     def _archive(self, chosen: np.ndarray, metrics, tally, value: float) -> None:
         actions = self.actions_of(chosen)
-        key = np.ascontiguousarray(actions[np.lexsort(actions.T[::-1])]).tobytes()
+        key = self.set_key(actions)
         if key in self._archived:
             return
         self._archived.add(key)
@@ -144,14 +150,15 @@ class ScopeSearch:
 
     # ----------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
-        return {"pool": self.pool.state(), "best_actions": self.best_actions,
-                "steps": self.steps, "archived": sorted(self._archived),
-                "model_calls": self.model_calls}
+        """What a checkpoint keeps of the search (the counters and the archive are the hub's)."""
+        return {"pool": self.pool.state(), "best_actions": self.best_actions}
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any], steps: int, model_calls: int,
+                archived: list[np.ndarray]) -> None:
+        """Continue from a checkpoint, with the hub's counters and archived sets."""
         self.pool.restore(state["pool"])
         self.best_actions = np.asarray(state["best_actions"])
         self.best = self._indices(self.best_actions)
-        self.steps = int(state["steps"])
-        self._archived = set(state["archived"])
-        self.evaluator.model_calls = int(state["model_calls"])
+        self.steps = steps
+        self.evaluator.model_calls = model_calls
+        self._archived = {self.set_key(actions) for actions in archived}
