@@ -82,11 +82,17 @@ def scope_goal(config: RunConfig, population: Population, scope: str) -> Goal:
     else:
         own = population.ceiling(population.members(scope))
         pd = population.ceiling()["PD"] if config.level == "hybrid" else own["PD"]
-        goal = Goal.from_ceiling(w, own["SR"], pd, s.goal_share, s.goal_pd_margin,
-                                 s.goal_pd_floor)
+        goal = Goal.from_ceiling(own["SR"], pd, s.goal_share, s.goal_pd_margin, s.goal_pd_floor)
     return Goal(s.goal_sr if s.goal_sr is not None else goal.sr,
                 s.goal_pd if s.goal_pd is not None else goal.pd,
                 goal.effectiveness, goal.choice)
+
+
+def goal_pull(config: RunConfig) -> float:
+    """How hard the search pulls towards its goal: the reward's `goal` weight, none for the
+    paper's own formulation (its reward is the paper's alone)."""
+    reference = config.search.kind == "sac" and config.search.mdp == "reference"
+    return 0.0 if reference else config.reward.goal
 
 
 def n_scopes(config: RunConfig) -> int:
@@ -189,7 +195,8 @@ class ScopeTrainer:
         self.compute = compute
         evaluator = ScopeEvaluator(len(problem.X), compute, cache_size=4 * config.search.pool_size)
         self.search = ScopeSearch(problem, evaluator, config.reward, goal,
-                                  config.level == "hybrid", config.search.pool_size)
+                                  config.level == "hybrid", config.search.pool_size,
+                                  pull=goal_pull(config))
         self.searcher = make_searcher(config, self.search, seed)
         self.train_s = 0.0
 

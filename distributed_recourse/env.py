@@ -189,6 +189,7 @@ class ProposalEnv(gym.vector.VectorEnv):
         """The set's reward level in units of `scale`, whether it meets the goal, and what
         an agent observes of it (without the slot)."""
         metrics, tally, value, met = self.search.score(chosen)
+        value = self.search.key(chosen) - (self.weights.bonus if met else 0.0)
         own = tally.effectiveness(self.weights.effectiveness)
         seen = [np.nan_to_num(own, nan=-1.0), np.nan_to_num(metrics.effectiveness, nan=-1.0),
                 np.asarray(metrics.choice, dtype=np.float64),

@@ -116,12 +116,11 @@ class Scored:
     metrics: M.SetMetrics
     tally: M.GroupTally
     value: np.ndarray
+    """The reward's level (`gain`): success, fairness and proximity terms."""
     met: np.ndarray
-
-    @property
-    def key(self) -> np.ndarray:
-        """Larger is better: sets that meet the goal first, then by reward level."""
-        return np.where(self.met, self.value + 1e9, self.value)
+    key: np.ndarray
+    """What the search maximises: the level, minus the pull towards the goal, plus the bonus
+    of a set that meets it."""
 
     def row(self, i: int) -> tuple[M.SetMetrics, M.GroupTally, float, bool]:
         """The scalar metrics, tally, reward level and goal of row i."""
@@ -135,15 +134,21 @@ class Scored:
                              t.n_actions)
         return metrics, tally, float(self.value[i]), bool(self.met[i])
 
+    def row_key(self, i: int) -> float:
+        return float(self.key[i])
+
 
 class SetObjective:
     """The reward of DESIGN.md section 4 and the goal, for sets of pool candidates on one
-    scope; under hybrid fairness the group terms pool the other scopes' tallies (`others`)."""
+    scope; under hybrid fairness the group terms pool the other scopes' tallies (`others`).
+    `pull`: weight of the distance to the goal in the key (0: the paper's reward alone)."""
 
-    def __init__(self, weights: RewardWeights, goal: Goal, hybrid: bool = False) -> None:
+    def __init__(self, weights: RewardWeights, goal: Goal, hybrid: bool = False,
+                 pull: float = 0.0) -> None:
         self.weights = weights
         self.goal = goal
         self.hybrid = hybrid
+        self.pull = pull
         self.others: M.GroupTally | None = None
 
     def slot(self, pool: CandidatePool, chosen: np.ndarray, j: int,
@@ -201,19 +206,26 @@ class SetObjective:
             pooled = M.metrics_of(tally + self.others, w.effectiveness, n_active, n_actions,
                                   gower_active, gower_nonactive)
             metrics = metrics.with_group_terms(pooled)
-        return Scored(metrics, tally, np.asarray(gain(metrics, w), dtype=np.float64),
-                      np.asarray(self.goal.met(metrics), dtype=bool))
+        value = np.asarray(gain(metrics, w), dtype=np.float64)
+        met = np.asarray(self.goal.met(metrics), dtype=bool)
+        key = value - w.scale * self.pull * np.asarray(self.goal.shortfall(metrics)) \
+            + np.where(met, w.bonus, 0.0)
+        return Scored(metrics, tally, value, met, key)
 
     def score(self, pool: CandidatePool, chosen: np.ndarray):
         """(metrics, tally, reward level, goal met) of one set."""
         return self.slot(pool, chosen, 0, candidates=np.asarray(chosen[:1])).row(0)
+
+    def key(self, pool: CandidatePool, chosen: np.ndarray) -> float:
+        """What the search maximises, for one set."""
+        return float(self.slot(pool, chosen, 0, candidates=np.asarray(chosen[:1])).key[0])
 
 
 def best_candidate(pool: CandidatePool, objective: SetObjective, chosen: np.ndarray,
                    j: int) -> tuple[int, float, float]:
     """The candidate (or NO_CHANGE) that makes slot j of `chosen` best, never one already in
     another slot; with its key and the key of the set as it is."""
-    key = objective.slot(pool, chosen, j).key
+    key = objective.slot(pool, chosen, j).key.copy()
     key[[int(i) for s, i in enumerate(chosen) if s != j and i != NO_CHANGE]] = -np.inf
     best = int(np.argmax(key))
     current = len(pool) if chosen[j] == NO_CHANGE else int(chosen[j])
@@ -248,6 +260,4 @@ def best_set(pool: CandidatePool, objective: SetObjective, n_actions: int,
     found = [improve(pool, objective, chosen)]
     if start is not None:
         found.append(improve(pool, objective, start))
-    scored = [objective.score(pool, c) for c in found]
-    keys = [value + (1e9 if met else 0.0) for _, _, value, met in scored]
-    return found[int(np.argmax(keys))]
+    return max(found, key=lambda c: objective.key(pool, c))

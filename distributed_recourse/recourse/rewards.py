@@ -54,6 +54,9 @@ class RewardWeights:
     """EE is met when SR reaches this..."""
     done_pd: float = 0.09
     """...and PD is at most this."""
+    goal: float = 10.0
+    """The default search's pull towards its goal: each unit of SR below the goal's (or of
+    PD above its bound) costs `goal` x `scale` (the reference formulation has no such term)."""
     bonus: float = 1000.0
     """Added to the reward of a step that meets the done conditions."""
     max_episode_steps: int = 2000
@@ -116,12 +119,22 @@ class Goal:
         return cls(w.done_sr, w.done_pd, w.reward != "ECR", w.reward != "EE")
 
     @classmethod
-    def from_ceiling(cls, w: RewardWeights, ceiling_sr: float, ceiling_pd: float,
-                     share: float = 0.98, pd_margin: float = 0.01, pd_floor: float = 0.02) -> Goal:
+    def from_ceiling(cls, ceiling_sr: float, ceiling_pd: float, share: float = 0.98,
+                     pd_margin: float = 0.01, pd_floor: float = 0.02) -> Goal:
         """SR >= `share` x the ceiling's SR and PD <= max(`pd_floor`, the ceiling's PD +
-        `pd_margin`): a goal every dataset can meet, whatever the model lets people reach."""
-        return cls(share * ceiling_sr, max(pd_floor, ceiling_pd + pd_margin),
-                   w.reward != "ECR", w.reward != "EE")
+        `pd_margin`): a goal that follows what the model lets people reach. Equal choice is
+        not part of it (equal shares of effective actions for every group, tiny ones
+        included, may not exist); the ECR rewards still favour it among the sets that meet
+        the goal."""
+        return cls(share * ceiling_sr, max(pd_floor, ceiling_pd + pd_margin))
+
+    def shortfall(self, m: SetMetrics) -> float | np.ndarray:
+        """How far a set is from the goal's SR and PD (0 when it meets them)."""
+        short = np.zeros(np.shape(m.sr))
+        if self.effectiveness:
+            short = short + np.maximum(0.0, self.sr - np.asarray(m.sr)) \
+                + np.maximum(0.0, np.asarray(m.pd) - self.pd)
+        return float(short) if short.ndim == 0 else short
 
     def met(self, m: SetMetrics) -> bool | np.ndarray:
         done = np.ones(np.shape(m.sr), dtype=bool)

@@ -43,7 +43,7 @@ class ScopeSearch:
     `model_calls` (a ScopeEvaluator, or its sharded twin)."""
 
     def __init__(self, problem: ScopeProblem, evaluator, weights: RewardWeights, goal: Goal,
-                 hybrid: bool = False, pool_size: int = 4096) -> None:
+                 hybrid: bool = False, pool_size: int = 4096, pull: float = 0.0) -> None:
         self.problem = problem
         self.scope = problem.scope
         self.weights = weights
@@ -52,7 +52,7 @@ class ScopeSearch:
         self.n = len(problem.X)
         self.pool = CandidatePool(problem.groups, len(problem.group_names),
                                   self.space.n_features, pool_size)
-        self.objective = SetObjective(weights, goal, hybrid)
+        self.objective = SetObjective(weights, goal, hybrid, pull)
         self.best = np.full(weights.n_actions, NO_CHANGE, dtype=np.int64)
         self.best_actions = self.space.initial_set()
         self.steps = 0
@@ -91,9 +91,8 @@ class ScopeSearch:
         return self.objective.score(self.pool, chosen)
 
     def key(self, chosen: np.ndarray) -> float:
-        """Larger is better: a set meeting the goal beats any that does not; then the reward."""
-        _, _, value, met = self.score(chosen)
-        return value + (1e9 if met else 0.0)
+        """What the search maximises (`SetObjective`): larger is better."""
+        return self.objective.key(self.pool, chosen)
 
     # ----------------------------------------------------------------- the best set
     def offer(self, chosen: np.ndarray) -> None:
@@ -102,7 +101,7 @@ class ScopeSearch:
         metrics, tally, value, met = self.score(chosen)
         if met:
             self._archive(chosen, metrics, tally, value)
-        if value + (1e9 if met else 0.0) > self.key(self.best) + 1e-9:
+        if self.key(chosen) > self.key(self.best) + 1e-9:
             self.best, self.best_actions = np.array(chosen), self.actions_of(chosen)
 
     def refresh(self) -> None:
@@ -145,7 +144,7 @@ class ScopeSearch:
         metrics, tally, value, met = self.score(self.best)
         entries, self._unsent = self._unsent, []
         return {"best": {**self.entry(self.best_actions, metrics, tally, value), "met": met},
-                "key": value + (1e9 if met else 0.0), "entries": entries,
+                "key": self.key(self.best), "entries": entries,
                 "steps": self.steps, "model_calls": self.model_calls}
 
     # ----------------------------------------------------------------- checkpoints
