@@ -11,6 +11,7 @@ from distributed_recourse.data.schema import FeatureSpec
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.plausibility import (
     action_plausibility,
+    fit_detector,
     group_plausibility,
     plausible,
     set_plausibility,
@@ -67,3 +68,23 @@ def test_with_an_isolation_forest_a_far_counterfactual_is_an_outlier():
     people = np.array([[18.0, 1.0], [19.0, 1.0]])
     assert action_plausibility(SPACE, forest, people, np.array([2.0])) == 1.0
     assert action_plausibility(SPACE, forest, people, np.array([60.0])) == 0.0
+
+
+def test_fit_detector_ignores_the_protected_column_and_accepts_its_share():
+    # Column 1 is protected: group 1 is rare among favourable rows (5%), column 0 is the only
+    # feature the detector may read. A row of the rare group at the common value 20 is an
+    # inlier; at 60 an outlier whatever its group. 5% contamination: 95% of the rows accepted.
+    rng = np.random.default_rng(0)
+    favourable = np.column_stack([rng.normal(20, 2, 1000), (rng.random(1000) < 0.05).astype(float)])
+    detector = fit_detector(favourable, protected=[1], seed=0, contamination=0.05)
+    assert plausible(detector, favourable).mean() == pytest.approx(0.95, abs=0.005)
+    np.testing.assert_array_equal(plausible(detector, np.array([[20.0, 1.0], [20.0, 7.0],
+                                                                [60.0, 0.0]])),
+                                  [True, True, False])
+    # the protected value changes nothing: the same scores for each row under either group
+    rows = favourable[:50].copy()
+    other = rows.copy()
+    other[:, 1] = 1.0 - other[:, 1]
+    np.testing.assert_array_equal(detector.decision_function(rows), detector.decision_function(other))
+    plain = IsolationForest(contamination=0.05, random_state=0).fit(favourable)
+    assert (plain.decision_function(rows) != plain.decision_function(other)).any()
