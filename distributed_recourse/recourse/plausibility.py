@@ -4,15 +4,15 @@ population (what a reward term or a selection rule needs) and per group.
 The detector is passed in: any object with scikit-learn's outlier `predict` (+1 inlier,
 -1 outlier). The choice is an IsolationForest fitted on the favourable training rows, over the
 distance to the k nearest favourable rows: it costs ~5 us per row on Adult against ~470 us for
-a 5-NN Gower distance to the 7,900 favourable rows (measured in one run by
+a 5-NN Gower distance to the 8,960 favourable training rows (measured in one run by
 benchmarks/actionable.py), which decides it for a term evaluated at every environment step,
 and the run already keeps one. But `fit_detector`, not the forest `population.prepare` fits
 today: that one's threshold (contamination `auto`) rejects 14% of Adult's and 54% of
 Alzheimer's favourable test people, and with race among its features it accepts 89% of White
 but 60% of non-White favourable people on Adult. Fitted without the protected columns and with
 5% contamination it accepts 94% of Adult's favourable test rows (White 0.95, non-White 0.92) and
-92% of Alzheimer's; 5-NN at the same 95% threshold has the same race gap on Adult as the
-current forest (0.97 against 0.79).
+92% of Alzheimer's; 5-NN Gower at the same 95% threshold also reads race, and accepts 0.97 of
+White against 0.79 of non-White favourable people on Adult.
 """
 
 from __future__ import annotations
