@@ -73,6 +73,14 @@ def cmd_explain(args: argparse.Namespace) -> None:
     print(f"written {Path(args.output) / 'data'}, rejected/ and manifest.json")
 
 
+def cmd_audit(args: argparse.Namespace) -> None:
+    from distributed_recourse.audit import audit_run, write_audit
+
+    audit = audit_run(args.run_dir, budget=args.budget, phi=args.phi)
+    print(json.dumps(audit["population"], indent=2))
+    print(f"written {write_audit(args.run_dir, audit)}")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="recourse", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -130,6 +138,14 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument("--worker-resources", type=json.loads, default=None,
                          help='custom Ray resources per explaining worker, e.g. \'{"explain_slot": 1}\'')
     explain.set_defaults(run=cmd_explain)
+
+    audit = commands.add_parser("audit", help="FACTS' fairness-of-recourse measures of a run's sets")
+    audit.add_argument("--run", dest="run_dir", required=True, help="a trained run folder")
+    audit.add_argument("--budget", type=float, default=0.1,
+                       help="cost budget of equal effectiveness within budget (Gower by default)")
+    audit.add_argument("--phi", type=float, default=None,
+                       help="share of a group an action must flip to count (default: the run's phi)")
+    audit.set_defaults(run=cmd_audit)
     return root
 
 

@@ -214,6 +214,13 @@ def prepared_for(config: RunConfig, output: Path) -> Prepared:
     return prepared
 
 
+def split(config: RunConfig, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows the model is trained on and the test rows (stratified by the label y)."""
+    return train_test_split(
+        np.arange(len(y)), test_size=config.model.test_size, stratify=y, random_state=config.seed
+    )
+
+
 def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
     """Load the data, train (or load) the model, find the affected people and cluster them."""
     data = config.dataset
@@ -222,10 +229,7 @@ def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
     labels = dataset.groups.to_numpy()
     group_names = sorted(set(labels))
     groups = np.searchsorted(group_names, labels)
-    rows = np.arange(len(X))
-    train, test = train_test_split(
-        rows, test_size=config.model.test_size, stratify=y, random_state=config.seed
-    )
+    train, test = split(config, y)
     model = train_model(config.model, dataset.space, X[train], y[train], config.seed,
                         dataset.schema.favourable)
     predicted = model.favourable(X[test])

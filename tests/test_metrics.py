@@ -16,10 +16,14 @@ from distributed_recourse.recourse.metrics import (
     Outcome,
     action_effectiveness,
     active_actions,
+    best_within_budget,
+    cheapest_effective,
     cost_of_effectiveness,
     cost_of_fairness,
     effectiveness_within_budget,
     evaluate_set,
+    group_action_cost,
+    mean_recourse_cost,
     person_outcome,
     set_metrics,
     share_per_action,
@@ -331,6 +335,63 @@ def test_cost_of_effectiveness_unattainable_level_is_infinite():
     needed, gap = cost_of_effectiveness(COST, COST_GROUPS, 2, level=1.0)
     np.testing.assert_array_equal(needed, [0.40, np.inf])
     assert gap == np.inf
+
+
+def test_cost_of_effectiveness_compares_shares_not_a_rounded_product():
+    # 0.55 * 100 is 55.000000000000007 in floating point; 55 of 100 people reach 0.55.
+    cost = np.arange(100, dtype=np.float64)
+    needed, _ = cost_of_effectiveness(cost, np.zeros(100, dtype=np.int64), 1, level=0.55)
+    assert needed[0] == 54.0
+
+
+def test_person_outcome_by_another_cost():
+    # a0 flips both people, a1 only person 0. By Gower person 0 takes a0 (0.1 < 0.2); by a
+    # cost that makes a0 dear (0.9) they take a1; person 1 keeps a0 at its cost 0.5.
+    out = Outcome(np.array([[1, 1], [1, 0]], dtype=bool), np.array([[0.1, 0.1], [0.2, 0.2]]),
+                  np.array([[1, 1], [2, 2]]))
+    p = person_outcome(out, cost=np.array([[0.9, 0.5], [0.3, 0.3]]))
+    np.testing.assert_array_equal(p.chosen, [1, 0])
+    np.testing.assert_array_equal(p.cost, [0.3, 0.5])
+    np.testing.assert_array_equal(p.sparsity, [2, 1])
+
+
+def test_mean_recourse_cost():
+    # g0: (0.10 + 0.25 + 0.40 + 0.05) / 4 = 0.2; g1: (0.20 + 0.30) / 2 (the inf has none)
+    mean, gap = mean_recourse_cost(COST, COST_GROUPS, 2)
+    np.testing.assert_allclose(mean, [0.2, 0.25])
+    assert gap == pytest.approx(0.05)
+    # a group where nobody has recourse costs inf; an absent group is NaN
+    mean, gap = mean_recourse_cost(np.array([0.1, np.inf]), np.array([0, 1]), 3)
+    np.testing.assert_array_equal(mean, [0.1, np.inf, np.nan])
+    assert gap == np.inf
+
+
+# Macro FACTS measures: 3 actions x 2 groups.
+SHARE_F = np.array([[0.6, 0.2], [0.3, 0.8], [0.9, 0.5]])
+COST_F = np.array([[0.10, 0.10], [0.05, 0.30], [0.40, 0.40]])
+
+
+def test_group_action_cost_averages_each_group():
+    # groups [0, 0, 1, 1]: a0 (0.1 + 0.3) / 2, (0.2 + 0.2) / 2; a1 1, 0; group 2 absent
+    cost = group_action_cost(np.array([[0.1, 0.3, 0.2, 0.2], [1.0, 1.0, 0.0, 0.0]]),
+                             np.array([0, 0, 1, 1]), 3)
+    np.testing.assert_allclose(cost[:, :2], [[0.2, 0.2], [1.0, 0.0]])
+    assert np.isnan(cost[:, 2]).all()
+
+
+def test_best_within_budget():
+    # budget 0.1: g0 may take a0 (0.6) or a1 (0.3) -> 0.6; g1 only a0 -> 0.2
+    np.testing.assert_allclose(best_within_budget(SHARE_F, COST_F, 0.1), [0.6, 0.2])
+    np.testing.assert_allclose(best_within_budget(SHARE_F, COST_F, 1.0), [0.9, 0.8])
+    np.testing.assert_allclose(best_within_budget(SHARE_F, COST_F, 0.01), [0.0, 0.0])
+    absent = np.column_stack([COST_F, np.full(3, np.nan)])
+    assert np.isnan(best_within_budget(np.column_stack([SHARE_F, np.zeros(3)]), absent, 1.0)[2])
+
+
+def test_cheapest_effective():
+    # phi 0.6: g0 a0 (0.6 >= 0.6, cost 0.10) or a2 (0.40) -> 0.10; g1 only a1 -> 0.30
+    np.testing.assert_allclose(cheapest_effective(SHARE_F, COST_F, 0.6), [0.10, 0.30])
+    np.testing.assert_array_equal(cheapest_effective(SHARE_F, COST_F, 0.95), [np.inf, np.inf])
 
 
 def test_cost_of_fairness():

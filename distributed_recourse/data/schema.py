@@ -36,6 +36,24 @@ def value_key(value: Any) -> str:
     return str(value)
 
 
+PERCENTILE = "percentile"
+
+
+def check_cost(feature: Actionable, where: str) -> None:
+    cost = feature.cost
+    if cost is None:
+        return
+    if cost == PERCENTILE:
+        if feature.kind == "cat":
+            raise SchemaError(f"{where}: cost `percentile` needs an ordered feature (con or ord)")
+        return
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 < cost < float("inf"):
+        raise SchemaError(
+            f"{where}: cost {cost!r}, expected a positive weight per unit of change or "
+            f"`{PERCENTILE}`"
+        )
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """An actionable feature resolved on the data: where it sits in the model's input matrix
@@ -69,6 +87,10 @@ class Actionable:
     (`{A14: no checking account}`, `{13: Bachelors}`); keys are compared as `value_key` and
     must be values of the feature (`cat`) or whole levels within its bounds (`ord`). Values
     without a name read as they are."""
+    cost: float | str | None = None
+    """What a change costs a person (recourse/costs.py): a weight per unit of change (per
+    change for `cat`), or `percentile`: the change in the feature's empirical CDF. None: its
+    Gower term."""
 
 
 @dataclass(frozen=True)
@@ -234,6 +256,7 @@ class Schema:
                 )
             if feature.low is not None and feature.high is not None and feature.low >= feature.high:
                 raise SchemaError(f"{where}: low {feature.low} must be below high {feature.high}")
+            check_cost(feature, where)
             if feature.name in self.protected.columns:
                 raise SchemaError(f"{where} is also the protected attribute; it cannot be both")
             if feature.name == self.label:

@@ -106,27 +106,36 @@ class ActionSpace:
         out[:, self.columns] = np.clip(moved, self.clip_low, self.clip_high)
         return out
 
-    def distance(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
-        """Gower distance over the actionable features, per person (DESIGN.md section 3)."""
+    def feature_distance(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
+        """(n, m) each actionable feature's Gower term per person: |change| / span, or 1 if a
+        categorical feature changed."""
         before, after = X[:, self.columns], X_new[:, self.columns]
-        per_feature = np.where(
+        return np.where(
             self.is_cat, (after != before).astype(np.float64), np.abs(after - before) / self.span
         )
-        return per_feature.mean(axis=1)
+
+    def distance(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
+        """Gower distance over the actionable features, per person (DESIGN.md section 3)."""
+        return self.feature_distance(X, X_new).mean(axis=1)
 
     def n_changed(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
         """Sparsity: how many features the action changed for each person."""
         return (X[:, self.columns] != X_new[:, self.columns]).sum(axis=1)
 
     # ----------------------------------------------------------------- reading actions
-    def describe(self, action: np.ndarray) -> dict[str, float]:
-        """The entries of one action that can change someone, by feature name (a one-way
-        feature's target at its own end, e.g. `education at least 1`, changes nobody)."""
+    def moves(self, action: np.ndarray) -> np.ndarray:
+        """(m,) the entries of one action that can change someone (a one-way feature's target
+        at its own end, e.g. `education at least 1`, changes nobody)."""
         moves = np.where(self.is_con, action != 0.0, action != self.sentinel)
         moves &= ~(self.increase_only & ~self.is_con & (action <= self.low))
         moves &= ~(self.decrease_only & ~self.is_con & (action >= self.high))
+        return moves
+
+    def describe(self, action: np.ndarray) -> dict[str, float]:
+        """The entries of one action that can change someone, by feature name."""
         return {f.name: float(value)
-                for f, value, move in zip(self.features, action, moves, strict=True) if move}
+                for f, value, move in zip(self.features, action, self.moves(action), strict=True)
+                if move}
 
     def from_description(self, changes: dict[str, float]) -> np.ndarray:
         """Inverse of `describe`: unknown names raise, missing ones mean no change."""

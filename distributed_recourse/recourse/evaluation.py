@@ -53,26 +53,36 @@ def person_summary(
     plausible: np.ndarray | None = None, budget: float = 0.1, level: float = 0.5,
 ) -> dict[str, Any]:
     """Validity, proximity, sparsity and plausibility of each person's chosen counterfactual,
-    and FACTS' equal effectiveness within budget / equal cost of effectiveness."""
-    k = len(group_names)
+    and FACTS' equal mean recourse / effectiveness within budget / cost of effectiveness."""
     valid = outcome.valid
-    within, within_gap = M.effectiveness_within_budget(outcome.cost, groups, k, budget)
-    needed, cost_gap = M.cost_of_effectiveness(outcome.cost, groups, k, level)
     return {
         "validity": float(valid.mean()),
         "gower_chosen": float(outcome.cost[valid].mean()) if valid.any() else None,
         "sparsity": float(outcome.sparsity[valid].mean()) if valid.any() else None,
         "plausibility": (float(plausible[valid].mean())
                          if plausible is not None and valid.any() else None),
-        "effectiveness_within_budget": {
-            "budget": budget, "gap": within_gap,
-            "groups": dict(zip(group_names, map(nan_to_none, within), strict=True)),
-        },
-        "cost_of_effectiveness": {
-            "level": level, "gap": nan_to_none(cost_gap),
-            "groups": dict(zip(group_names, map(nan_to_none, needed), strict=True)),
-        },
+        **group_costs(outcome.cost, groups, group_names, level, budget),
     }
+
+
+def group_costs(
+    cost: np.ndarray, groups: np.ndarray, group_names: list[str], level: float, budget: float
+) -> dict[str, Any]:
+    """Per group, from each person's chosen counterfactual's cost (inf: none): the mean cost
+    (FACTS' equal mean recourse), the budget at which a share `level` has recourse (equal cost
+    of effectiveness) and the share with recourse within `budget`; each with its largest gap."""
+    k = len(group_names)
+    mean, mean_gap = M.mean_recourse_cost(cost, groups, k)
+    needed, needed_gap = M.cost_of_effectiveness(cost, groups, k, level)
+    within, within_gap = M.effectiveness_within_budget(cost, groups, k, budget)
+
+    def by_group(values: np.ndarray, gap: float) -> dict[str, Any]:
+        return {"gap": nan_to_none(gap),
+                "groups": dict(zip(group_names, map(nan_to_none, values), strict=True))}
+
+    return {"mean_cost": by_group(mean, mean_gap),
+            "effectiveness_within_budget": {"budget": budget, **by_group(within, within_gap)},
+            "cost_of_effectiveness": {"level": level, **by_group(needed, needed_gap)}}
 
 
 def nan_to_none(value: float) -> float | None:

@@ -265,8 +265,10 @@ class PersonOutcome:
     """(n,) features the chosen action changes, 0 if none."""
 
 
-def person_outcome(outcome: Outcome) -> PersonOutcome:
-    costs = np.where(outcome.flipped, outcome.gower, np.inf)
+def person_outcome(outcome: Outcome, cost: np.ndarray | None = None) -> PersonOutcome:
+    """Each person's cheapest flipping action: by Gower, or by `cost` ((N, n) what each action
+    costs each person, e.g. from a CostModel)."""
+    costs = np.where(outcome.flipped, outcome.gower if cost is None else cost, np.inf)
     chosen = costs.argmin(axis=0)
     cost = costs.min(axis=0)
     valid = np.isfinite(cost)
@@ -296,10 +298,57 @@ def cost_of_effectiveness(
     for g in range(n_groups):
         group_cost = np.sort(cost[groups == g])
         if len(group_cost):
-            needed[g] = group_cost[max(int(np.ceil(level * len(group_cost))) - 1, 0)]
-    finite = needed[np.isfinite(needed)]
-    gap = spread(needed) if len(finite) == np.sum(~np.isnan(needed)) else float("inf")
-    return needed, gap
+            # the first k with k / n >= level, compared as shares (ceil(0.55 * 100) is 56)
+            reached = np.arange(1, len(group_cost) + 1) / len(group_cost) >= level
+            needed[g] = group_cost[int(np.argmax(reached))]
+    return needed, gap_or_inf(needed)
+
+
+def gap_or_inf(values: np.ndarray) -> float:
+    """`spread` of costs, infinite when a present group's cost is (it never gets there)."""
+    present = values[~np.isnan(values)]
+    return spread(values) if np.isfinite(present).all() else float("inf")
+
+
+def mean_recourse_cost(
+    cost: np.ndarray, groups: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, float]:
+    """FACTS' Equal Mean Recourse: per group, the mean cost of the chosen counterfactuals of
+    the people who have one (inf if nobody has, NaN if the group is absent); and the gap."""
+    mean = np.full(n_groups, np.nan)
+    for g in range(n_groups):
+        group_cost = cost[groups == g]
+        if len(group_cost):
+            valid = np.isfinite(group_cost)
+            mean[g] = group_cost[valid].mean() if valid.any() else np.inf
+    return mean, gap_or_inf(mean)
+
+
+def group_action_cost(cost: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """(N, k) what each action costs each group on average ((N, n) per person; NaN where the
+    group is absent): the one cost per action and group that FACTS' measures take."""
+    total = np.stack([np.bincount(groups, weights=row, minlength=n_groups) for row in cost])
+    people = np.bincount(groups, minlength=n_groups)
+    return np.divide(total, people, out=np.full(total.shape, np.nan), where=people > 0)
+
+
+def best_within_budget(share: np.ndarray, action_cost: np.ndarray, budget: float) -> np.ndarray:
+    """FACTS' Equal Effectiveness within Budget, macro: per group, the largest P_g(j) among
+    actions costing the group at most `budget` (0 if none does); (N, k) shares and costs."""
+    within = np.where(action_cost <= budget, share, -np.inf).max(axis=0)
+    return np.where(absent(action_cost), np.nan, np.where(np.isfinite(within), within, 0.0))
+
+
+def cheapest_effective(share: np.ndarray, action_cost: np.ndarray, phi: float) -> np.ndarray:
+    """FACTS' Equal Cost of Effectiveness, macro: per group, the smallest cost of an action
+    that flips at least `phi` of it (inf if none does)."""
+    cheapest = np.where(share >= phi, action_cost, np.inf).min(axis=0)
+    return np.where(absent(action_cost), np.nan, cheapest)
+
+
+def absent(action_cost: np.ndarray) -> np.ndarray:
+    """(k,) groups with nobody in the scope (their action costs are NaN)."""
+    return np.isnan(action_cost).all(axis=0)
 
 
 def cost_of_fairness(fair: dict, unconstrained: dict) -> dict[str, float]:
