@@ -133,6 +133,8 @@ class SearchConfig:
     """A proposed (or random) action changes each feature with this probability at the start."""
     resolution: int = 100
     """`con` changes are proposed on a grid of this many steps per feature range."""
+    move_share: float = 0.5
+    """SAC's proposals move each feature of the slot's action with this probability at first."""
 
 
 @dataclass
@@ -169,6 +171,9 @@ class TrainConfig:
     env_steps: int | None = None
     """At most this many steps (proposals) per scope; None leaves it to the stop rules of
     `search` (the reference ran 40,000)."""
+    max_model_calls: int | None = None
+    """Stop a scope once the model has been asked about this many actions (comparisons of
+    searches at equal model calls use it)."""
     time_budget_s: float | None = None
     """Stop a scope after this many seconds of training even if its stop rule has not fired."""
     stop_archived: int | None = None

@@ -100,8 +100,9 @@ def n_scopes(config: RunConfig) -> int:
 
 
 def stop_rule(config: RunConfig) -> StopRule:
-    return StopRule(config.search.patience, config.search.stall, config.train.env_steps,
-                    config.train.time_budget_s, config.train.stop_archived)
+    t = config.train
+    return StopRule(config.search.patience, config.search.stall, t.env_steps, t.max_model_calls,
+                    t.time_budget_s, t.stop_archived)
 
 
 def scope_seeds(seed: int, scopes: list[str]) -> dict[str, int]:
@@ -250,6 +251,8 @@ class Engine:
         self.scopes = prepared.population.scope_names(config.level)
         self.problems = problems(prepared, self.scopes)
         self.goals = {s: scope_goal(config, prepared.population, s) for s in self.scopes}
+        self.reachable = {s: prepared.population.ceiling(prepared.population.members(s))["SR"]
+                          for s in self.scopes}
         self.rule = stop_rule(config)
         self.resources = resources
         self.group = placement_group
@@ -289,6 +292,16 @@ class Engine:
     def active(self, status: dict[str, dict[str, Any]]) -> list[str]:
         return [s for s in self.scopes if status[s]["stopped"] is None]
 
+    def round_steps(self, counters: dict[str, Any]) -> int:
+        """A round's steps, cut short where a step or model-call budget ends first."""
+        t = self.config.train
+        steps = t.steps_per_iteration
+        if t.env_steps is not None:
+            steps = min(steps, t.env_steps - counters["steps"])
+        if t.max_model_calls is not None:  # a step asks the model about one action at most
+            steps = min(steps, t.max_model_calls - counters["model_calls"])
+        return max(1, steps)
+
     def round(self) -> dict[str, Any]:
         """Every active scope trains one round; returns the hub's status after it. A trainer
         that fails raises `TrainerError` naming its scope."""
@@ -297,8 +310,8 @@ class Engine:
         status = ray.get(self.hub.status.remote())
         others = ray.get(self.hub.others_all.remote())
         active = self.active(status)
-        pending = {s: self.trainers[s].run.remote(self.config.train.steps_per_iteration,
-                                                  others[s]) for s in active}
+        pending = {s: self.trainers[s].run.remote(self.round_steps(status[s]), others[s])
+                   for s in active}
         reports = {}
         for scope, ref in pending.items():
             try:
@@ -528,6 +541,8 @@ def run_trial(params: dict[str, Any], spec, prepared: Prepared, resources: Trial
         engine.start()
     for rounds, status in enumerate(engine.run_rounds(), start=1):
         figures = round_figures(status, engine.snapshot(), config.reward.effectiveness)
+        for scope, row in figures["scopes"].items():
+            row["reachable"] = engine.reachable[scope]
         metrics = {**{k: v for k, v in figures.items() if k != "scopes"},
                    "objective": spec.score(figures), "finished": False,
                    "scopes": figures["scopes"]}

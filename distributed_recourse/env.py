@@ -4,11 +4,10 @@
   action set (observed scaled to [-1, 1]); an action (a0, a1) picks one entry by round(a0) and
   moves it by a1. Each step re-evaluates the one changed action (one model call, or none for
   an action seen before), and the reward is the paper's.
-- `ProposalEnv` (`mdp: proposal`, the default): one step proposes a whole action. An episode
-  fills the N slots of a set in turn; the observation is what the set covers so far (per group)
-  and its actions; the reward is the change in the set's reward level, so an episode's return
-  is the reward of the set it built. It is a gymnasium VectorEnv: the proposals of all its
-  sub-environments go to the model in one call.
+- `ProposalEnv` (`mdp: proposal`, the default): one step proposes a whole action for one slot
+  of a working set that starts each episode at the best set found so far; a proposal that
+  makes the set better replaces the slot's action and is rewarded by how much. It is a
+  gymnasium VectorEnv: the proposals of all its sub-environments go to the model in one call.
 
 Both evaluate through the scope's `ScopeSearch`: every action they try lands in its candidate
 pool, every successful set in its archive, and the hybrid group terms are its `others`, which
@@ -81,7 +80,6 @@ class RecourseEnv(gym.Env):
     # ----------------------------------------------------------------- gymnasium API
     def _reset_state(self) -> None:
         self.state = self.space.initial_set()
-        self.chosen = np.full(self.space.n_actions, NO_CHANGE, dtype=np.int64)
         self.episode_steps = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -117,13 +115,13 @@ class RecourseEnv(gym.Env):
 
     def step(self, action: np.ndarray):
         search, w = self.search, self.weights
-        j, _ = self.move(np.asarray(action, dtype=np.float64))
-        self.chosen[j] = search.evaluate(self.state[j])[0]
+        self.move(np.asarray(action, dtype=np.float64))
+        chosen = search.evaluate(self.state)  # only the moved action can be new to the model
         self.episode_steps += 1
         search.steps += 1
-        metrics, tally, value, done = search.score(self.chosen)
+        metrics, tally, value, done = search.score(chosen)
         if done:
-            search.offer(self.chosen)
+            search.offer(chosen)
         r = value + (w.bonus if done else 0.0)
         truncated = not done and (
             self.episode_steps >= w.episode_step_limit
@@ -136,16 +134,19 @@ class RecourseEnv(gym.Env):
 
 
 class ProposalEnv(gym.vector.VectorEnv):
-    """`num_envs` episodes at once, each building a set of N actions, one proposal per step.
+    """`num_envs` episodes at once, each improving a working set of N actions that starts at
+    the scope's best set so far; a step proposes a whole action for one slot (the slots in
+    turn), as a move of the slot's current action.
 
-    An action is a point of [-1, 1]^(2m) (`ActionSpace.from_unit`: per feature a gate and a
-    value), so the uniform random policy is the random baseline. The observation is the slot
-    being filled (one-hot), per group the share the set flips in the scope and in the whole
-    population (hybrid; the scope's otherwise) and the share of the set that is an effective
-    choice, and the set's actions so far. The reward of a step is the change in the set's reward
-    level (divided by the weights' `scale`), plus `goal_bonus` when the finished set meets the
-    goal. Sub-environments reset on the step after their episode ends (gymnasium's NEXT_STEP
-    autoreset, which RLlib expects)."""
+    An action is a point of [-1, 1]^(2m) (`ActionSpace.nudged`: per feature a gate and a signed
+    step on a log scale). The proposal replaces the slot's action when it makes the set better
+    (the search's key), and the reward is that improvement (divided by the weights' `scale`; 0
+    for a proposal that does not help), so the agent learns where better actions lie from the
+    set it is improving. The observation is the slot (one-hot), per group the share the working
+    set flips in the scope and in the whole population (hybrid; the scope's otherwise) and the
+    share of the set that is an effective choice, the set's actions, and how far the episode is.
+    An episode is `episode_length` proposals; sub-environments reset on the step after their
+    episode ends (gymnasium's NEXT_STEP autoreset, which RLlib expects)."""
 
     metadata: dict[str, Any] = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
@@ -156,10 +157,9 @@ class ProposalEnv(gym.vector.VectorEnv):
         m = len(problem.features) if problem is not None else int(config["n_features"])
         k = len(problem.group_names) if problem is not None else int(config["n_groups"])
         N = self.weights.n_actions
-        self.keep_share = float(config.get("keep_share", 0.6))
-        self.resolution = int(config.get("resolution", 100))
-        self.goal_bonus = float(config.get("goal_bonus", 1.0))
-        self.single_observation_space = gym.spaces.Box(-1.0, 1.0, (N + 3 * k + N * m,),
+        self.move_share = float(config.get("move_share", 0.5))
+        self.episode_length = int(config.get("episode_length", 2 * N))
+        self.single_observation_space = gym.spaces.Box(-1.0, 1.0, (N + 3 * k + N * m + 1,),
                                                        np.float32)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (2 * m,), np.float32)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
@@ -174,65 +174,59 @@ class ProposalEnv(gym.vector.VectorEnv):
     def attach(self, search: ScopeSearch) -> None:
         self.search = search
         self.space = search.space
-        self._reset_all()
-
-    def _reset_all(self) -> None:
-        N = self.weights.n_actions
-        self.chosen = np.full((self.num_envs, N), NO_CHANGE, dtype=np.int64)
-        self.slot = np.zeros(self.num_envs, dtype=np.int64)
-        self.level = np.zeros(self.num_envs)
+        self.working = np.repeat(self.space.initial_set()[None], self.num_envs, axis=0)
+        """Each episode's working set, as actions (pool indices change when it is pruned)."""
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
         self.ended = np.zeros(self.num_envs, dtype=bool)
-        empty = self._level(self.chosen[0])[0]
-        self.level[:] = empty
 
-    def _level(self, chosen: np.ndarray) -> tuple[float, bool, np.ndarray]:
-        """The set's reward level in units of `scale`, whether it meets the goal, and what
-        an agent observes of it (without the slot)."""
-        metrics, tally, value, met = self.search.score(chosen)
-        value = self.search.key(chosen) - (self.weights.bonus if met else 0.0)
-        own = tally.effectiveness(self.weights.effectiveness)
-        seen = [np.nan_to_num(own, nan=-1.0), np.nan_to_num(metrics.effectiveness, nan=-1.0),
+    def _restart(self, i: int) -> None:
+        self.working[i] = self.search.best_actions
+        self.t[i] = 0
+
+    def _observe(self, i: int) -> np.ndarray:
+        N, w = self.weights.n_actions, self.weights
+        metrics, tally, _, _ = self.search.score(self.search.evaluate(self.working[i]))
+        slot = np.zeros(N)
+        slot[self.t[i] % N] = 1.0
+        own = tally.effectiveness(w.effectiveness)
+        seen = [slot, np.nan_to_num(own, nan=-1.0), np.nan_to_num(metrics.effectiveness, nan=-1.0),
                 np.asarray(metrics.choice, dtype=np.float64),
-                self.space.to_unit(self.search.actions_of(chosen)).reshape(-1)]
-        return value / self.weights.scale, met, np.concatenate(seen)
-
-    def _observe(self, i: int, seen: np.ndarray) -> np.ndarray:
-        slot = np.zeros(self.weights.n_actions)
-        slot[min(self.slot[i], self.weights.n_actions - 1)] = 1.0
-        return np.clip(np.concatenate([slot, seen]), -1.0, 1.0).astype(np.float32)
+                self.space.to_unit(self.working[i]).reshape(-1),
+                [2.0 * self.t[i] / self.episode_length - 1.0]]
+        return np.clip(np.concatenate(seen), -1.0, 1.0).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self._reset_all()
-        seen = self._level(self.chosen[0])[2]
-        obs = np.stack([self._observe(i, seen) for i in range(self.num_envs)])
-        return obs, {}
+        for i in range(self.num_envs):
+            self._restart(i)
+        self.ended[:] = False
+        return np.stack([self._observe(i) for i in range(self.num_envs)]), {}
 
     def step(self, actions: np.ndarray):
         search, N = self.search, self.weights.n_actions
         restart = self.ended.copy()
         active = np.flatnonzero(~restart)
-        proposed = self.space.from_unit(np.asarray(actions, dtype=np.float64)[active],
-                                        self.keep_share, self.resolution)
-        index = search.evaluate(proposed)
+        slots = self.t[active] % N
+        proposed = self.space.nudged(self.working[active, slots],
+                                     np.asarray(actions, dtype=np.float64)[active],
+                                     self.move_share)
+        search.evaluate(proposed)  # the batch's new actions in one model call
         search.steps += len(active)
-        obs = np.zeros((self.num_envs, self.single_observation_space.shape[0]), np.float32)
         rewards = np.zeros(self.num_envs)
+        for i, j, proposal in zip(active, slots, proposed, strict=True):
+            trial = self.working[i].copy()
+            trial[j] = proposal
+            before, after = search.evaluate(self.working[i]), search.evaluate(trial)
+            repeated = after[j] != NO_CHANGE and after[j] in np.delete(after, j)
+            gain = search.key(after) - search.key(before)
+            if not repeated and gain > 1e-9:
+                rewards[i] = gain / self.weights.scale
+                self.working[i] = trial
+                search.offer(after)
+            self.t[i] += 1
+        for i in np.flatnonzero(restart):
+            self._restart(i)
         terminated = np.zeros(self.num_envs, dtype=bool)
-        for i, proposal in zip(active, index, strict=True):
-            self.chosen[i, self.slot[i]] = proposal
-            level, met, seen = self._level(self.chosen[i])
-            self.slot[i] += 1
-            terminated[i] = self.slot[i] == N
-            rewards[i] = level - self.level[i] + (self.goal_bonus if met and terminated[i] else 0.0)
-            self.level[i] = level
-            if terminated[i]:
-                search.offer(self.chosen[i])
-            obs[i] = self._observe(i, seen)
-        if len(restart.nonzero()[0]):
-            empty = np.full(N, NO_CHANGE, dtype=np.int64)
-            level, _, seen = self._level(empty)
-            for i in np.flatnonzero(restart):
-                self.chosen[i], self.slot[i], self.level[i] = empty, 0, level
-                obs[i] = self._observe(i, seen)
+        terminated[active] = self.t[active] >= self.episode_length
         self.ended = terminated
+        obs = np.stack([self._observe(i) for i in range(self.num_envs)])
         return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), {}

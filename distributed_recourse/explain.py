@@ -32,6 +32,7 @@ from distributed_recourse.model import BlackBox
 from distributed_recourse.population import WHOLE, Clustering, cluster_scope
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.describe import action_text
+from distributed_recourse.result import RunResult
 
 FAVOURABLE, RECOURSE, NO_RECOURSE, REJECTED = "favourable", "recourse", "no_recourse", "rejected"
 """Row statuses: already favoured (passed through), given a counterfactual, no action of the
@@ -315,12 +316,12 @@ class Explainer:
             raise ConfigError(f"{run} is not a trained run (no summary.json or prepared/); "
                               "train one with `recourse train --output`")
         prepared = Prepared.load(run)
-        summary = json.loads((run / "summary.json").read_text())
-        scopes = Scopes.of(summary["level"], prepared.clustering)
-        missing = [name for name in scopes.names if name not in summary["scopes"]]
+        result = RunResult.load(run)
+        scopes = Scopes.of(result.level, prepared.clustering)
+        missing = [name for name in scopes.names if name not in result.scopes]
         if missing:
             raise ConfigError(f"{run}/summary.json has no action set for scopes {missing}")
-        sets = np.array([summary["scopes"][name]["set"] for name in scopes.names], dtype=np.float64)
+        sets = np.array([result.scopes[name].set for name in scopes.names], dtype=np.float64)
         return cls(prepared.schema, prepared.model, scopes, sets)
 
     def save(self, folder: str | Path) -> None:
@@ -417,7 +418,7 @@ class FairRecourse(BaseEstimator):
             tempfile.mkdtemp(prefix="fair-recourse-"))
         if X is not None:
             prepare(config, frame_dataset(config, X, y)).save(run)
-        self.summary_ = train(config, run, address=self.address, verbose=self.verbose)
+        self.result_ = train(config, run, address=self.address)
         self.run_dir_ = run
         self.explainer_ = Explainer.from_run(run)
         return self
@@ -451,7 +452,7 @@ class FairRecourse(BaseEstimator):
         self._run_config().to_yaml(folder / "config.yaml")
         params = {k: v for k, v in self.get_params().items() if k != "config"}
         state = {"params": {**params, "run_dir": None if self.run_dir is None else str(self.run_dir)},
-                 "run_dir_": str(self.run_dir_), "summary_": self.summary_}
+                 "run_dir_": str(self.run_dir_), "result_": self.result_.to_dict()}
         (folder / "fair_recourse.json").write_text(json.dumps(state, indent=2))
 
     @classmethod
@@ -461,5 +462,5 @@ class FairRecourse(BaseEstimator):
         estimator = cls(config=RunConfig.from_yaml(folder / "config.yaml"), **state["params"])
         estimator.explainer_ = Explainer.load(folder)
         estimator.run_dir_ = Path(state["run_dir_"])
-        estimator.summary_ = state["summary_"]
+        estimator.result_ = RunResult.from_dict(state["result_"])
         return estimator

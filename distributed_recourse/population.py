@@ -4,6 +4,7 @@ and `prepare`, which builds and saves all of it with the model for the steps tha
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from distributed_recourse.data import Dataset, Schema, load_dataset
 from distributed_recourse.model import BlackBox, fairness_report, train_model
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.ceiling import ceiling_figures, reachable_people
+
+Stage = Callable[[str], None] | None
+"""Hears what a long step is doing (`RunConsole.stage`)."""
 
 WHOLE = "all"
 """The scope holding every affected person."""
@@ -196,11 +200,11 @@ PREPARATION = ("dataset", "model", "population", "seed")
 """Config sections that decide the prepared population; a run folder's must match."""
 
 
-def prepared_for(config: RunConfig, output: Path) -> Prepared:
+def prepared_for(config: RunConfig, output: Path, stage: Stage = None) -> Prepared:
     """Reuse the population saved in `output` (prepared from the same data, model and
     clustering settings), or prepare and save it."""
     if not Prepared.exists(output):
-        prepared = prepare(config)
+        prepared = prepare(config, stage=stage)
         prepared.save(output)
         return prepared
     prepared = Prepared.load(output)
@@ -221,15 +225,19 @@ def split(config: RunConfig, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
-    """Load the data, train (or load) the model, find the affected people and cluster them."""
+def prepare(config: RunConfig, dataset: Dataset | None = None, stage: Stage = None) -> Prepared:
+    """Load the data, train (or load) the model, find the affected people, their ceiling and
+    their clusters. `stage(text)` hears what it is doing (a console shows it)."""
+    stage = stage or (lambda text: None)
     data = config.dataset
+    stage(f"loading {data.name}")
     dataset = dataset or load_dataset(data.name, data.path, data.schema, data.sep, data.where)
     X, y = dataset.X, dataset.favourable
     labels = dataset.groups.to_numpy()
     group_names = sorted(set(labels))
     groups = np.searchsorted(group_names, labels)
     train, test = split(config, y)
+    stage(f"training the {config.model.kind} model on {len(train):,} rows")
     model = train_model(config.model, dataset.space, X[train], y[train], config.seed,
                         dataset.schema.favourable)
     predicted = model.favourable(X[test])
@@ -249,6 +257,7 @@ def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
                             config.seed).fit(X[affected])
 
     actions = ActionSpace(dataset.space.actionable, 1)
+    stage(f"the ceiling: who any feasible change flips, of {len(affected):,} affected people")
 
     def people(rows: np.ndarray) -> Population:
         ceiling = reachable_people(actions, X[rows], model.favourable, seed=config.seed)

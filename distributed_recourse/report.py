@@ -21,6 +21,7 @@ from distributed_recourse.population import Prepared
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.describe import Features, action_text, actions_text
+from distributed_recourse.result import RunResult
 
 
 # --------------------------------------------------------------------- numbers and actions
@@ -53,26 +54,64 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def summary_table(summary: dict[str, Any]) -> str:
-    """The end-of-training table: one line per scope, then the population."""
-    header = ["scope", "n", "SR", "PD", "ECR gap", "Gower(A)", "met", "steps", "steps/s"]
-    rows = []
-    for name, s in summary["scopes"].items():
-        rows.append([name, s["n"], fmt(s["SR"]), fmt(s["PD"]), fmt(s["ECR_gap"]),
-                     fmt(s["gower_active"]), "yes" if s["met_done"] else "no",
-                     s["env_steps"], fmt(s["env_steps_per_s"], 1)])
-    p = summary["population"]
-    rows.append(["population", p["n"], fmt(p["SR"]), fmt(p["PD"]), fmt(p["ECR_gap"]),
-                 fmt(p["gower_chosen"]), "", "", ""])
+def of_ceiling(value: float | None, ceiling: float | None) -> str:
+    """`0.850 of 0.870`: a success rate beside what any feasible change could reach."""
+    return f"{fmt(value)} of {fmt(ceiling)}"
+
+
+def text_table(header: list[str], rows: list[list[Any]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))
              for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    title = (f"{summary['dataset']}: {summary['level']} {summary['reward']} "
-             f"({summary['effectiveness']}), {summary['wall_s']:.0f} s")
-    return "\n".join([title, *lines, "", *(
-        f"{name}: {actions_text(s['actions'], summary['features'])}"
-        for name, s in summary["scopes"].items())])
+    return "\n".join(lines)
+
+
+def prepare_table(info: dict[str, Any]) -> str:
+    """What `recourse prepare` found, in a few lines: the rows and why some were dropped, the
+    model and its own fairness, and per group the affected people, their clusters and the
+    ceiling (the share some feasible change could flip)."""
+    data, model, affected = info["data"], info["model"], info["affected"]
+    dropped = ", ".join(f"{n:,} {why}" for why, n in data["dropped"].items() if n) or "none"
+    clusters = list(info["clusters"])
+    ceiling = affected["ceiling"]
+    rows = [[g, f"{n:,}", pct(ceiling["groups"][g]),
+             *(f"{info['clusters'][c]['groups'].get(g, 0):,}" for c in clusters)]
+            for g, n in affected["groups"].items()]
+    rows.append(["all", f"{affected['n']:,}", pct(ceiling["SR"]),
+                 *(f"{info['clusters'][c]['n']:,}" for c in clusters)])
+    return "\n".join([
+        f"{info['dataset']}: {data['rows_read']:,} rows read, {data['rows']:,} kept "
+        f"(dropped: {dropped})",
+        f"model {model['kind']}: accuracy {pct(model['accuracy'])} on {info['n_test']:,} test "
+        f"rows; its own fairness: demographic parity difference "
+        f"{fmt(model['demographic_parity_difference'])}, equalised odds difference "
+        f"{fmt(model['equalized_odds_difference'])}",
+        f"affected (test rows the model turns down), with the ceiling "
+        f"(SR {fmt(ceiling['SR'])}, PD {fmt(ceiling['PD'])}"
+        + ("" if ceiling["exact"] else ", a lower bound") + "):",
+        text_table(["group", "affected", "reachable", *clusters], rows),
+    ])
+
+
+def summary_table(result: RunResult) -> str:
+    """The end-of-training table: one line per scope, then the population, each SR beside the
+    ceiling's ("SR 0.85 of a reachable 0.87")."""
+    header = ["scope", "n", "SR of reachable", "PD", "ECR gap", "Gower(A)", "goal", "steps",
+              "model calls", "stopped"]
+    rows = []
+    for name, s in result.scopes.items():
+        rows.append([name, s.n, of_ceiling(s.SR, s.ceiling.SR), fmt(s.PD), fmt(s.ECR_gap),
+                     fmt(s.gower_active), "met" if s.met_goal else "not met", s.steps,
+                     s.model_calls, s.error or s.stop_reason or ""])
+    p = result.population
+    rows.append(["population", p.n, of_ceiling(p.SR, p.ceiling.SR if p.ceiling else None),
+                 fmt(p.PD), fmt(p.ECR_gap), fmt(p.gower_chosen), "", "", "", ""])
+    title = (f"{result.dataset}: {result.level} {result.reward} ({result.effectiveness}), "
+             f"search {result.search}, {result.wall_s:.0f} s (Gower of the population: of the "
+             "chosen counterfactuals)")
+    return "\n".join([title, text_table(header, rows), "", *(
+        f"{name}: {actions_text(s.actions, result.features)}" for name, s in result.scopes.items())])
 
 
 # --------------------------------------------------------------------- the document
@@ -209,6 +248,14 @@ LEVELS = {
 }
 
 
+SEARCHES = {
+    "sac/proposal": "SAC: each step proposes a whole action, improving the best set found",
+    "sac/reference": "SAC, the paper's formulation: each step moves one entry of the set",
+    "random": "random candidate actions (no learning), the best set among them",
+    "greedy": "coordinate hill climbing (no learning), the best set among its moves",
+}
+"""What each search is, in words."""
+
 EFFECTIVENESS = {
     "micro": "at least one action of the set works for",
     "macro": "the group's single most effective action works for",
@@ -217,10 +264,16 @@ EFFECTIVENESS = {
 
 
 def goal_text(config: RunConfig) -> str:
-    w = config.reward
-    ee = f"SR ≥ {w.done_sr:g} and PD ≤ {w.done_pd:g}"
-    ecr = "every group has an effective action and all have the same share of them"
-    return {"EE": ee, "ECR": ecr, "EE-ECR": f"{ee}; {ecr}"}[w.reward]
+    s, w = config.search, config.reward
+    if s.kind == "sac" and s.mdp == "reference" and s.goal_sr is None and s.goal_pd is None:
+        ee = f"SR ≥ {w.done_sr:g} and PD ≤ {w.done_pd:g}"
+        ecr = "every group has an effective action and all have the same share of them"
+        return {"EE": ee, "ECR": ecr, "EE-ECR": f"{ee}; {ecr}"}[w.reward]
+    sr = f"SR ≥ {s.goal_sr:g}" if s.goal_sr is not None else \
+        f"SR ≥ {s.goal_share:.0%} of the ceiling's SR"
+    pd = f"PD ≤ {s.goal_pd:g}" if s.goal_pd is not None else \
+        f"PD ≤ the ceiling's PD + {s.goal_pd_margin:g} (at least {s.goal_pd_floor:g})"
+    return f"{sr} and {pd} (each scope's table row gives its own)"
 
 
 def read_archive(path: Path) -> pd.DataFrame:
@@ -247,14 +300,14 @@ class Reevaluated:
     distinct: dict[str, np.ndarray]
 
 
-def reevaluate(prepared: Prepared, summary: dict[str, Any], n_actions: int) -> Reevaluated:
+def reevaluate(prepared: Prepared, result: RunResult, n_actions: int) -> Reevaluated:
     space = ActionSpace(prepared.model.space.actionable, n_actions)
     population = prepared.population
     k = len(population.group_names)
     groups, costs, shares, chosen, distinct = [], [], {}, {}, {}
-    for name, s in summary["scopes"].items():
+    for name, s in result.scopes.items():
         scope = population.scope(name)
-        action_set = np.array(s["set"])
+        action_set = np.array(s.set)
         outcome = M.evaluate_set(space, scope.X, action_set, prepared.model.favourable)
         people = M.person_outcome(outcome)
         counts = M.action_effectiveness(outcome.flipped, scope.groups, k)
@@ -266,65 +319,77 @@ def reevaluate(prepared: Prepared, summary: dict[str, Any], n_actions: int) -> R
     return Reevaluated(np.concatenate(groups), np.concatenate(costs), shares, chosen, distinct)
 
 
-def headline(summary: dict[str, Any], config: RunConfig) -> str:
-    """The result in plain words: who has recourse, how unequal it is, what it costs."""
-    p = summary["population"]
-    sentences = [f"Under {summary['level']} fairness, {pct(p['validity'])} of the {p['n']:,} "
+def headline(result: RunResult, config: RunConfig) -> str:
+    """The result in plain words: who has recourse, how unequal it is, what it costs, and how
+    that compares with what any feasible change could reach."""
+    p = result.population
+    sentences = [f"Under {result.level} fairness, {pct(p.validity)} of the {p.n:,} "
                  "affected people have at least one recourse action that works"]
-    rates = {g: v["effectiveness"] for g, v in p["groups"].items() if v["effectiveness"] is not None}
+    if p.ceiling is not None:
+        sentences.append(
+            f"The success rate is {pct(p.SR)} of a reachable {pct(p.ceiling.SR)}: the ceiling, "
+            "the share some feasible change of the actionable features could flip, group by "
+            "group" + ("" if p.ceiling.exact else " (a lower bound: the search for it was cut "
+                       "short)"))
+    rates = {g: v.effectiveness for g, v in p.groups.items() if v.effectiveness is not None}
     if len(rates) > 1:
         high, low = max(rates, key=rates.get), min(rates, key=rates.get)
         among = "" if len(rates) == 2 else f" (the best and worst served of {len(rates)} groups)"
         sentences[0] += (f"; the success rate is {pct(rates[high])} in every group"
                          if rates[high] == rates[low] else
-                         f"; the success rate differs by {points(p['PD'])} points between "
+                         f"; the success rate differs by {points(p.PD)} points between "
                          f"{high} ({pct(rates[high])}) and {low} ({pct(rates[low])}){among}")
-        choice = {g: v["choice"] for g, v in p["groups"].items() if v["choice"] is not None}
+        choice = {g: v.choice for g, v in p.groups.items() if v.choice is not None}
         sentences.append(
             f"The share of actions that work for at least {config.reward.phi:.0%} of a group is "
             + ", ".join(f"{pct(a)} for {g}" for g, a in choice.items())
-            + f" (a gap of {points(p['ECR_gap'])} points)")
-    if p["gower_chosen"] is not None:
+            + f" (a gap of {points(p.ECR_gap)} points)")
+    if p.gower_chosen is not None:
         sentences.append(
-            f"The closest action that works changes {p['sparsity']:.1f} features on average and "
-            f"moves a person by a Gower distance of {p['gower_chosen']:.3f} (0 is no change, 1 "
+            f"The closest action that works changes {p.sparsity:.1f} features on average and "
+            f"moves a person by a Gower distance of {p.gower_chosen:.3f} (0 is no change, 1 "
             "every actionable feature across its whole range)"
-            + (f"; {pct(p['plausibility'])} of these counterfactuals look like people the model "
-               "accepts" if p["plausibility"] is not None else ""))
-    held = summary.get("heldout")
+            + (f"; {pct(p.plausibility)} of these counterfactuals look like people the model "
+               "accepts" if p.plausibility is not None else ""))
+    held = result.heldout
     if held is not None:
-        sentences.append(f"On the {held['n']:,} affected people held out from the search, "
-                         f"{pct(held['validity'])} have an action that works and the success rate "
-                         f"differs by {points(held['PD'])} points between groups")
-    missed = [name for name, s in summary["scopes"].items() if not s["met_done"]]
+        sentences.append(f"On the {held.n:,} affected people held out from the search, "
+                         f"{pct(held.validity)} have an action that works and the success rate "
+                         f"differs by {points(held.PD)} points between groups")
+    missed = [name for name, s in result.scopes.items() if not s.met_goal]
     if missed:
-        sentences.append(f"No successful set ({goal_text(config)}) was found for "
-                         f"{' and '.join(missed)}; the actions shown there are the best seen during "
-                         "the search")
+        sentences.append(f"No set meeting the goal was found for {' and '.join(missed)}; the "
+                         "actions shown there are the best set seen during the search")
     else:
-        sentences.append(f"Every scope found sets meeting the goal ({goal_text(config)})")
+        sentences.append("Every scope found sets meeting its goal")
+    for error in result.errors:
+        sentences.append(f"The run did not finish cleanly: {error}")
     return ". ".join(sentences) + "."
 
 
-def run_section(doc: Document, summary: dict[str, Any], config: RunConfig) -> None:
-    t, w = config.train, config.reward
-    budget = f"{t.env_steps:,} environment steps per scope"
+def run_section(doc: Document, result: RunResult, config: RunConfig) -> None:
+    t, w, search = config.train, config.reward, config.search
+    budget = [f"each scope stops {search.patience:,} steps after its best set last improved once "
+              f"it meets its goal, or {search.stall:,} steps after, met or not"]
+    if t.env_steps:
+        budget.append(f"at most {t.env_steps:,} steps per scope")
     if t.time_budget_s:
-        budget += f", at most {duration(t.time_budget_s)} per scope"
+        budget.append(f"at most {duration(t.time_budget_s)} per scope")
     if t.stop_archived:
-        budget += f", stopping after {t.stop_archived} successful sets"
+        budget.append(f"stopping after {t.stop_archived} successful sets")
     doc.heading("What was run")
     doc.table(["setting", "value"], [
-        ["dataset", summary["dataset"]],
-        ["fairness level", f"{summary['level']}: {LEVELS[summary['level']]}"],
+        ["dataset", result.dataset],
+        ["fairness level", f"{result.level}: {LEVELS[result.level]}"],
+        ["search", SEARCHES.get(result.search, result.search)],
         ["reward", f"{w.reward} with {w.effectiveness} effectiveness"],
         ["goal (a successful set)", goal_text(config)],
         ["actions per set", f"{w.n_actions}; an action is an effective choice for a group when "
                             f"it works for at least {w.phi:.0%} of it"],
         ["model", config.model.kind],
-        ["budget", budget],
+        ["when a scope stops", "; ".join(budget)],
         ["final set", f"picked from the archive of successful sets by {t.selection}"],
-        ["wall time", duration(summary["wall_s"])],
+        ["wall time", duration(result.wall_s)],
         ["seed", config.seed],
     ])
 
@@ -355,47 +420,47 @@ def population_section(doc: Document, info: dict[str, Any]) -> None:
                "false positive rate", "affected", *(f"in {c}" for c in clusters)], rows)
 
 
-def scopes_section(doc: Document, summary: dict[str, Any], config: RunConfig) -> None:
-    p = summary["population"]
+def scopes_section(doc: Document, result: RunResult, config: RunConfig) -> None:
+    p = result.population
     doc.heading("Results per scope")
     mode = config.reward.effectiveness
     doc.text(f"SR: the mean over groups of the share of a group that {EFFECTIVENESS[mode]} "
-             f"({mode} effectiveness). PD: the largest gap in that share "
-             "between groups. ECR gap: the largest gap between groups in the share of the set's "
-             "actions that are an effective choice for them. Gower: the mean distance of the "
-             "actions that work (0 is no change). Each scope is measured on its own people; "
-             "the population row puts each person under their own scope's set, and the held-out "
-             "row (when the run held people out) does the same for affected people the search "
-             "never saw.")
-    rows = [[name, f"{s['n']:,}", pct(s["SR"]), points(s["PD"]), points(s["ECR_gap"]),
-             fmt(s["gower_active"]), f"{s['n_active']} of {len(s['actions'])}",
-             "yes" if s["met_done"] else "no", s["archived"], f"{s['env_steps']:,}",
-             fmt(s["env_steps_per_s"], 1)] for name, s in summary["scopes"].items()]
-    for name, q in (("population", p), ("held-out people", summary.get("heldout"))):
+             f"({mode} effectiveness), beside the ceiling: the share some feasible change could "
+             "flip. PD: the largest gap in that share between groups. ECR gap: the largest gap "
+             "between groups in the share of the set's actions that are an effective choice for "
+             "them. Gower: the mean distance of the actions that work (0 is no change). Each "
+             "scope is measured on its own people; the population row puts each person under "
+             "their own scope's set, and the held-out row (when the run held people out) does "
+             "the same for affected people the search never saw.")
+    rows = [[name, f"{s.n:,}", pct(s.SR), pct(s.ceiling.SR), points(s.PD), points(s.ECR_gap),
+             fmt(s.gower_active), f"{s.n_active} of {len(s.actions)}",
+             "yes" if s.met_goal else "no", s.archived, f"{s.steps:,}", f"{s.model_calls:,}",
+             fmt(s.steps_per_s, 1), s.stop_reason or "-"] for name, s in result.scopes.items()]
+    for name, q in (("population", p), ("held-out people", result.heldout)):
         if q is not None:
-            rows.append([name, f"{q['n']:,}", pct(q["SR"]), points(q["PD"]), points(q["ECR_gap"]),
-                         "", "", "", "", "", ""])
-    doc.table(["scope", "people", "SR", "PD (points)", "ECR gap (points)", "Gower (active)",
-               "active actions", "goal met", "successful sets", "steps", "steps/s"], rows)
-    within, cost = p["effectiveness_within_budget"], p["cost_of_effectiveness"]
+            rows.append([name, f"{q.n:,}", pct(q.SR), pct(q.ceiling.SR) if q.ceiling else "-",
+                         points(q.PD), points(q.ECR_gap), "", "", "", "", "", "", "", ""])
+    doc.table(["scope", "people", "SR", "reachable", "PD (points)", "ECR gap (points)",
+               "Gower (active)", "active actions", "goal met", "successful sets", "steps",
+               "model calls", "steps/s", "stopped because"], rows)
+    within, cost = p.effectiveness_within_budget, p.cost_of_effectiveness
     doc.table(["population measure", "value"], [
-        ["validity (has an action that works)", pct(p["validity"])],
-        ["Gower of the closest action that works", fmt(p["gower_chosen"])],
-        ["features it changes", fmt(p["sparsity"], 2)],
+        ["validity (has an action that works)", pct(p.validity)],
+        ["Gower of the closest action that works", fmt(p.gower_chosen)],
+        ["features it changes", fmt(p.sparsity, 2)],
         ["plausible (accepted by an outlier detector fitted on favourable people)",
-         pct(p["plausibility"])],
+         pct(p.plausibility)],
         [f"has an action within Gower {within['budget']:g}: gap between groups (points)",
          points(within["gap"])],
         [f"Gower needed to reach {cost['level']:.0%} of a group: gap between groups",
          fmt(cost["gap"])],
     ])
-    failed = {name: s["error"] for name, s in summary["scopes"].items() if s.get("error")}
-    for name, error in failed.items():
-        doc.text(f"The trainer of {name} failed: {error}")
+    for error in result.errors:
+        doc.text(f"Failure: {error}")
 
 
 def actions_section(
-    doc: Document, summary: dict[str, Any], features: Features, again: Reevaluated,
+    doc: Document, result: RunResult, features: Features, again: Reevaluated,
     group_names: list[str], phi: float,
 ) -> None:
     doc.heading("The recourse actions")
@@ -404,15 +469,15 @@ def actions_section(
              f"share of the group that the action alone works for (✓: at least {phi:.0%}, an "
              f"effective choice); 'chosen by' counts the people for whom it is the closest "
              f"action that works.")
-    for name, s in summary["scopes"].items():
-        state = (f"goal met, picked from {plural(s['archived'], 'successful set')}" if s["met_done"]
+    for name, s in result.scopes.items():
+        state = (f"goal met, picked from {plural(s.archived, 'successful set')}" if s.met_goal
                  else "no successful set: the best set seen")
-        doc.heading(f"{name} ({s['n']:,} people; {state})", 3)
+        doc.heading(f"{name} ({s.n:,} people; {state})", 3)
         rows = []
-        for j, action in enumerate(s["actions"]):
+        for j, action in enumerate(s.actions):
             text = action_text(action, features)
             if not again.distinct[name][j]:
-                text += f" (same as #{s['actions'].index(action) + 1})"
+                text += f" (same as #{s.actions.index(action) + 1})"
             share = again.shares[name][j]
             marks = [pct(v) + (" ✓" if v >= phi and again.distinct[name][j] else "")
                      for v in share]
@@ -421,23 +486,26 @@ def actions_section(
 
 
 def effectiveness_section(
-    doc: Document, summary: dict[str, Any], group_names: list[str], plots: Path,
+    doc: Document, result: RunResult, group_names: list[str], plots: Path,
     config: RunConfig,
 ) -> None:
     doc.heading("Effectiveness per group")
-    scopes = {**summary["scopes"], "population": summary["population"]}
-    series = {g: [s["groups"][g]["effectiveness"] for s in scopes.values()] for g in group_names}
+    scopes = {**result.scopes, "population": result.population}
+    series = {g: [s.groups[g].effectiveness for s in scopes.values()] for g in group_names}
     path = grouped_bars(plots / "effectiveness.png", list(scopes), series,
                         f"share with recourse ({config.reward.effectiveness})",
                         "Effectiveness per group and scope", pct, ymax=1.12, percent=True)
     doc.image(path, f"Share of each group that {EFFECTIVENESS[config.reward.effectiveness]}, "
                     "per scope and over the population (each person under their scope's set).")
+    doc.table(["group", *scopes], [
+        [g, *(f"{pct(s.groups[g].effectiveness)} of {pct(s.groups[g].ceiling)}"
+              for s in scopes.values())] for g in group_names])
 
     doc.heading("Equal choice of recourse")
     n = config.reward.n_actions
-    series = {g: [s["groups"][g]["effective_actions"] for s in summary["scopes"].values()]
+    series = {g: [s.groups[g].effective_actions for s in result.scopes.values()]
               for g in group_names}
-    path = grouped_bars(plots / "choice.png", list(summary["scopes"]), series,
+    path = grouped_bars(plots / "choice.png", list(result.scopes), series,
                         f"effective actions (of {n})", "Effective actions per group and scope",
                         lambda v: f"{v:.0f}", ymax=n + 0.6)
     doc.image(path, f"Distinct actions that work for at least {config.reward.phi:.0%} of the "
@@ -478,7 +546,7 @@ def gower_section(doc: Document, again: Reevaluated, group_names: list[str], plo
               "to the share of it that has an action that works.")
 
 
-def progress_section(doc: Document, run: Path, summary: dict[str, Any], plots: Path) -> None:
+def progress_section(doc: Document, run: Path, result: RunResult, plots: Path) -> None:
     doc.heading("Progress of the search")
     archive = read_archive(run / "archive.csv")
     if archive.empty:
@@ -488,20 +556,20 @@ def progress_section(doc: Document, run: Path, summary: dict[str, Any], plots: P
     fig = figure()
     ax = fig.subplots()
     rows = []
-    for i, (name, s) in enumerate(summary["scopes"].items()):
+    for i, (name, s) in enumerate(result.scopes.items()):
         mine = archive[archive.scope == name].sort_values("step")
         if mine.empty:
             rows.append([name, 0, "-", "-", "-"])
             continue
         score = (mine.SR - mine.PD).to_numpy()
         steps = mine.step.to_numpy()
-        end = max(s["env_steps"], int(steps[-1]))
+        end = max(s.steps, int(steps[-1]))
         ax.step([*steps, end], [*np.maximum.accumulate(score), score.max()], where="post",
                 color=f"C{i}", label=name)
         ax.scatter(steps, score, s=14, color=f"C{i}", alpha=0.5)
         first = mine.iloc[0]
-        elapsed = f"{first.elapsed_s:.0f} s" if "elapsed_s" in mine else "-"
-        rows.append([name, len(mine), f"{int(first.step):,}", elapsed, fmt(float(score.max()))])
+        rows.append([name, len(mine), f"{int(first.step):,}", f"{int(first.model_calls):,}",
+                     fmt(float(score.max()))])
     ax.set_xlim(left=0)
     ax.set_xlabel("environment steps of the scope's trainer")
     ax.set_ylabel("best SR - PD so far")
@@ -511,7 +579,8 @@ def progress_section(doc: Document, run: Path, summary: dict[str, Any], plots: P
     doc.text("Every distinct successful set the search found is archived; the final set is "
              "picked from the archive. SR and PD here are as the search measured them (under "
              "hybrid fairness, PD over the whole population at that moment).")
-    doc.table(["scope", "successful sets", "first at step", "first after", "best SR - PD"], rows)
+    doc.table(["scope", "successful sets", "first at step", "first after model calls",
+               "best SR - PD"], rows)
     doc.image(path, "Best SR - PD among the sets archived so far (line) and each archived set "
                     "(dots), against the trainer's environment steps.")
 
@@ -521,22 +590,22 @@ def train_report(doc: Document, run: Path) -> None:
     if not Prepared.exists(run):
         raise ConfigError(f"{run} holds summary.json but not the prepared population "
                           "(population.json, prepared/) the report re-evaluates")
-    summary = json.loads((run / "summary.json").read_text())
-    config = RunConfig.from_dict(summary["config"], str(run / "summary.json"))
+    result = RunResult.load(run)
+    config = RunConfig.from_dict(result.config, str(run / "summary.json"))
     prepared = Prepared.load(run)
     group_names = prepared.population.group_names
-    again = reevaluate(prepared, summary, config.reward.n_actions)
+    again = reevaluate(prepared, result, config.reward.n_actions)
     plots = run / "plots"
-    doc.title = f"Recourse on {summary['dataset']}: {summary['level']} fairness, {summary['reward']}"
-    doc.text(headline(summary, config))
-    run_section(doc, summary, config)
+    doc.title = f"Recourse on {result.dataset}: {result.level} fairness, {result.reward}"
+    doc.text(headline(result, config))
+    run_section(doc, result, config)
     population_section(doc, prepared.summary)
-    scopes_section(doc, summary, config)
-    actions_section(doc, summary, prepared.model.space.describe_actionable(), again, group_names,
+    scopes_section(doc, result, config)
+    actions_section(doc, result, prepared.model.space.describe_actionable(), again, group_names,
                     config.reward.phi)
-    effectiveness_section(doc, summary, group_names, plots, config)
+    effectiveness_section(doc, result, group_names, plots, config)
     gower_section(doc, again, group_names, plots)
-    progress_section(doc, run, summary, plots)
+    progress_section(doc, run, result, plots)
 
 
 # --------------------------------------------------------------------- sweeps, reproductions

@@ -85,7 +85,11 @@ class PopulationResult:
     sparsity: float | None
     plausibility: float | None
     effectiveness_within_budget: dict[str, Any]
+    """FACTS: per group the share with a counterfactual within `budget`, and the largest gap."""
     cost_of_effectiveness: dict[str, Any]
+    """FACTS: per group the cost at which a share `level` has recourse, and the largest gap."""
+    mean_cost: dict[str, Any]
+    """FACTS' equal mean recourse: per group the mean cost of the chosen counterfactuals."""
     groups: dict[str, GroupFigures]
     ceiling: Ceiling | None = None
 

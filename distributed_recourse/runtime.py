@@ -15,6 +15,11 @@ def limit_threads(threads: int = 1) -> None:
     torch.set_num_threads(threads)
 
 
+WORKER_OUTPUT = {"log_to_driver": True}
+"""Whether Ray forwards its workers' output to this process; a console turns it off, leaving it
+in Ray's session logs (which it copies to OUTPUT/logs)."""
+
+
 def connect(address: str | None = None, num_cpus: int | None = None):
     """Join the cluster at `address` (or RAY_ADDRESS), else start a local Ray; returns `ray`."""
     import ray
@@ -22,8 +27,9 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS")
+    options = {"include_dashboard": False, **WORKER_OUTPUT}
     if address:
-        ray.init(address=address, include_dashboard=False)
+        ray.init(address=address, **options)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False)
+        ray.init(num_cpus=num_cpus, **options)
     return ray

@@ -85,8 +85,8 @@ class StatsHub:
     def progress(self, scope: str) -> Progress:
         c = self.counters[scope]
         best = self.best_seen.get(scope, {})
-        return Progress(c["steps"], c["improved_at"], bool(best.get("met")), c["train_s"],
-                        len(self.archive[scope]))
+        return Progress(c["steps"], c["model_calls"], c["improved_at"], bool(best.get("met")),
+                        c["train_s"], len(self.archive[scope]))
 
     def best(self, scope: str) -> dict[str, Any] | None:
         """The scope's best archived set under the selection rule."""

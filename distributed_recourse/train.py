@@ -13,7 +13,7 @@ from pathlib import Path
 
 from distributed_recourse.config import RunConfig
 from distributed_recourse.engine import trial_outcome
-from distributed_recourse.population import prepared_for
+from distributed_recourse.population import Stage, prepared_for
 from distributed_recourse.result import RunResult
 from distributed_recourse.runtime import connect, limit_threads
 from distributed_recourse.sweep import SweepSpec, run_trials
@@ -30,7 +30,7 @@ def start_fresh(output: Path) -> None:
 
 def train(
     config: RunConfig, output: str | Path, address: str | None = None, resume: bool = False,
-    callbacks: list | None = None,
+    callbacks: list | None = None, stage: Stage = None,
 ) -> RunResult:
     """Train every scope of the config's fairness level; write and return the RunResult (its
     `errors` name any scope whose trainer failed; the files hold what finished)."""
@@ -39,7 +39,9 @@ def train(
     limit_threads()
     if not resume:
         start_fresh(output)
-    prepared = prepared_for(config, output)
+    prepared = prepared_for(config, output, stage)
+    if stage:
+        stage("starting the scopes' trainers")
     connect(address)
     storage = config.train.storage or str(output / "tune")
     grid = run_trials(SweepSpec.single(config), prepared, storage, EXPERIMENT, resume, callbacks)

@@ -59,6 +59,7 @@ class ScopeSearch:
         """Proposals made (an environment step or a baseline's candidate each)."""
         self._unsent: list[dict[str, Any]] = []
         self._archived: set[bytes] = set()
+        self._refreshed_at = 0
 
     @property
     def model_calls(self) -> int:
@@ -79,6 +80,8 @@ class ScopeSearch:
         for i, (flipped, gower) in zip(np.flatnonzero(changes),
                                        self.evaluator.outcomes(actions[changes]), strict=True):
             index[i] = self.pool.add(actions[i], flipped, gower / self.n)
+        if self.model_calls >= self._refreshed_at + max(16, len(self.pool) // 8):
+            self.refresh(prune=False)  # often while the pool is small: early sets are found early
         return index
 
     def actions_of(self, chosen: np.ndarray) -> np.ndarray:
@@ -104,12 +107,16 @@ class ScopeSearch:
         if self.key(chosen) > self.key(self.best) + 1e-9:
             self.best, self.best_actions = np.array(chosen), self.actions_of(chosen)
 
-    def refresh(self) -> None:
-        """The best set among every action evaluated so far, exactly (and it is offered)."""
+    def refresh(self, prune: bool = True) -> None:
+        """The best set among every action evaluated so far, exactly (and it is offered).
+        `prune` (at the end of a round) forgets the least useful candidates beyond the pool's
+        capacity, which renumbers the pool: callers hold actions, not indices, across rounds."""
+        self._refreshed_at = self.model_calls
         self.best = self._indices(self.best_actions)
         self.offer(best_set(self.pool, self.objective, self.weights.n_actions, start=self.best))
-        self.pool.prune(keep=list(self.best_actions))
-        self.best = self._indices(self.best_actions)
+        if prune:
+            self.pool.prune(keep=list(self.best_actions))
+            self.best = self._indices(self.best_actions)
 
     def set_others(self, tally: M.GroupTally | None) -> None:
         """The other scopes' pooled tally (hybrid fairness), fixed until the next round."""
@@ -134,8 +141,9 @@ class ScopeSearch:
         self._unsent.append(self.entry(actions, metrics, tally, value))
 
     def entry(self, actions: np.ndarray, metrics, tally, value: float) -> dict[str, Any]:
-        return archive_entry(self.scope, self.space, actions, metrics, tally,
-                             self.problem.group_names, self.steps, value)
+        entry = archive_entry(self.scope, self.space, actions, metrics, tally,
+                              self.problem.group_names, self.steps, value)
+        return {**entry, "model_calls": self.model_calls}
 
     # ----------------------------------------------------------------- reporting
     def report(self) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 - its goal is met and its best set has not improved for `patience` steps;
 - its best set has not improved for `stall` steps, goal met or not;
-- its budget: `max_steps` steps, `time_budget_s` seconds of training, or `stop_archived`
-  successful sets.
+- its budget: `max_steps` steps, `max_model_calls` actions asked of the model,
+  `time_budget_s` seconds of training, or `stop_archived` successful sets.
 
 Plain Python over the counters the statistics hub keeps, so that it is tested without Ray.
 """
@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 GOAL_MET, STALLED = "goal met, no better set since", "no better set since"
-BUDGET_STEPS, BUDGET_TIME, BUDGET_ARCHIVE = "step budget", "time budget", "archive budget"
+BUDGET_STEPS, BUDGET_CALLS = "step budget", "model-call budget"
+BUDGET_TIME, BUDGET_ARCHIVE = "time budget", "archive budget"
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Progress:
     """A scope's counters after a round."""
 
     steps: int
+    model_calls: int
     improved_at: int
     """The step at which its best set last improved."""
     met: bool
@@ -34,6 +36,7 @@ class StopRule:
     patience: int = 500
     stall: int = 3000
     max_steps: int | None = None
+    max_model_calls: int | None = None
     time_budget_s: float | None = None
     stop_archived: int | None = None
 
@@ -46,6 +49,8 @@ class StopRule:
             return f"{STALLED} step {p.improved_at:,}"
         if self.max_steps is not None and p.steps >= self.max_steps:
             return BUDGET_STEPS
+        if self.max_model_calls is not None and p.model_calls >= self.max_model_calls:
+            return BUDGET_CALLS
         if self.time_budget_s is not None and p.train_s >= self.time_budget_s:
             return BUDGET_TIME
         if self.stop_archived is not None and p.archived >= self.stop_archived:
