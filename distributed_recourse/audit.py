@@ -35,11 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from distributed_recourse.config import RunConfig
-from distributed_recourse.data import load_dataset
-from distributed_recourse.data.schema import FeatureSpace, Schema
 from distributed_recourse.explain import Explainer
-from distributed_recourse.population import Population, Prepared, split
+from distributed_recourse.population import Population, Prepared
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.costs import CostModel, action_costs
@@ -50,7 +47,6 @@ EE, ECR, EWB, ECE, EMR = (
     "equal_effectiveness", "equal_choice_for_recourse", "equal_effectiveness_within_budget",
     "equal_cost_of_effectiveness", "equal_mean_recourse",
 )
-COSTS_FILE = "costs.json"
 """Under a run's prepared/: the CostModel the run used (if absent, the schema's costs are
 fitted again on the training rows)."""
 
@@ -179,32 +175,13 @@ def audit_population(
             "scopes": scopes, "population": whole}
 
 
-def run_costs(run: Path, prepared: Prepared) -> CostModel:
-    """The run's CostModel: saved under prepared/, else Gower when the schema declares no
-    costs, else the schema's costs fitted on the training rows (the data is loaded again)."""
-    saved = run / "prepared" / COSTS_FILE
-    if saved.is_file():
-        return CostModel.load(saved)
-    space = prepared.model.space
-    if all(a.cost is None for a in prepared.schema.actionable):
-        return CostModel.gower(space)
-    return fit_costs(prepared.config, prepared.schema, space)
-
-
-def fit_costs(config: RunConfig, schema: Schema, space: FeatureSpace) -> CostModel:
-    """The schema's costs, with `percentile` CDFs from the rows the run's model was trained on."""
-    dataset = load_dataset(config.dataset.name, config.dataset.path, config.dataset.schema)
-    train, _ = split(config, dataset.favourable)
-    return CostModel.fit(schema, space, dataset.X[train])
-
-
 def audit_run(run_dir: str | Path, budget: float = 0.1, phi: float | None = None) -> dict[str, Any]:
     """The audit of a trained run folder (phi: the run's reward phi unless given)."""
     run = Path(run_dir)
     explainer = Explainer.from_run(run)
     prepared = Prepared.load(run)
     phi = prepared.config.reward.phi if phi is None else phi
-    audit = audit_population(explainer.actions, run_costs(run, prepared), prepared.plausibility,
+    audit = audit_population(explainer.actions, prepared.costs, prepared.plausibility,
                              prepared.population, explainer.scopes.names, explainer.sets,
                              explainer.model.favourable, phi, budget)
     return {"run": str(run), "level": explainer.scopes.level, **audit}

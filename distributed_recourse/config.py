@@ -135,6 +135,12 @@ class SearchConfig:
     """`con` changes are proposed on a grid of this many steps per feature range."""
     move_share: float = 0.5
     """SAC's proposals move each feature of the slot's action with this probability at first."""
+    warm_start: bool = True
+    """SAC starts from the coordinate search's (`greedy`) result: that search runs until a set
+    first meets the goal (or `warm_calls`), then SAC improves on it. The run records the hand-over
+    set, so that what the learning adds stays visible."""
+    warm_calls: int | None = None
+    """At most this many model calls for the warm start; None: 25 per entry of a set (N x m)."""
 
 
 @dataclass
@@ -203,10 +209,14 @@ class TrainConfig:
     """Split each scope's people over this many Ray actors (a scope too large for one process)."""
     shard_resources: dict[str, float] = field(default_factory=dict)
     """Ray resources of each shard actor (default one CPU), e.g. `{shard_slot: 1}`."""
+    minimize: bool = True
+    """Reduce each final action exactly before measuring it: drop the changes nobody it flips
+    needs, shrink the rest to the smallest that keeps every flip (recourse/minimize.py)."""
     selection: str = "sr_minus_pd"
-    """How the final set of a scope is picked from its archive: `sr_minus_pd` (highest
-    SR - PD, ties by lower Gower) or `gower` (lowest Gower among successful sets). Under
-    hybrid fairness the scopes' sets are chosen together, for the population's SR - PD."""
+    """How the final set of a scope is picked among its sets that meet the goal: `sr_minus_pd`
+    (highest SR - PD, ties by lower Gower), `gower` (lowest Gower of the active actions),
+    `cost` (the cheapest chosen counterfactuals) or `plausibility` (the most plausible ones).
+    Under hybrid fairness the scopes' sets are chosen together, for the population's SR - PD."""
 
 
 @dataclass
@@ -229,6 +239,11 @@ class RunConfig:
             raise ConfigError(f"level {self.level!r}, expected one of {LEVELS}")
         if self.model.kind not in MODELS:
             raise ConfigError(f"model.kind {self.model.kind!r}, expected one of {MODELS}")
+        from distributed_recourse.recourse.archive import SELECTION_RULES
+
+        if self.train.selection not in SELECTION_RULES:
+            raise ConfigError(f"train.selection {self.train.selection!r}, expected one of "
+                              f"{SELECTION_RULES}")
         if self.search.kind not in SEARCHES:
             raise ConfigError(f"search.kind {self.search.kind!r}, expected one of {SEARCHES}")
         if self.search.mdp not in MDPS:

@@ -35,12 +35,15 @@ from distributed_recourse.population import Population, Prepared
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.archive import best_combination, best_entry
+from distributed_recourse.recourse.costs import action_costs
 from distributed_recourse.recourse.evaluation import (
     counterfactuals,
     evaluate_scope,
     population_summary,
 )
 from distributed_recourse.recourse.evaluator import LocalOutcomes, ScopeEvaluator
+from distributed_recourse.recourse.minimize import minimize_set
+from distributed_recourse.recourse.plausibility import plausible as plausible_rows
 from distributed_recourse.recourse.rewards import Goal
 from distributed_recourse.recourse.search import ScopeProblem, ScopeSearch
 from distributed_recourse.recourse.stopping import StopRule
@@ -67,7 +70,7 @@ def problems(prepared: Prepared, scopes: list[str]) -> dict[str, ScopeProblem]:
     for name in scopes:
         scope = prepared.population.scope(name)
         out[name] = ScopeProblem(name, scope.X, scope.groups, scope.group_names, features,
-                                 prepared.model)
+                                 prepared.model, prepared.costs, prepared.plausibility)
     return out
 
 
@@ -88,11 +91,13 @@ def scope_goal(config: RunConfig, population: Population, scope: str) -> Goal:
                 goal.effectiveness, goal.choice)
 
 
-def goal_pull(config: RunConfig) -> float:
-    """How hard the search pulls towards its goal: the reward's `goal` weight, none for the
-    paper's own formulation (its reward is the paper's alone)."""
-    reference = config.search.kind == "sac" and config.search.mdp == "reference"
-    return 0.0 if reference else config.reward.goal
+def search_terms(config: RunConfig) -> dict[str, float]:
+    """The default search's terms beyond the paper's reward: its pull towards the goal and the
+    Gower of chosen counterfactuals (none for the paper's own formulation)."""
+    if config.search.kind == "sac" and config.search.mdp == "reference":
+        return {"pull": 0.0, "closest": 0.0, "plausible": 0.0}
+    w = config.reward
+    return {"pull": w.goal, "closest": w.gower_chosen, "plausible": w.plausibility}
 
 
 def n_scopes(config: RunConfig) -> int:
@@ -197,7 +202,7 @@ class ScopeTrainer:
         evaluator = ScopeEvaluator(len(problem.X), compute, cache_size=4 * config.search.pool_size)
         self.search = ScopeSearch(problem, evaluator, config.reward, goal,
                                   config.level == "hybrid", config.search.pool_size,
-                                  pull=goal_pull(config))
+                                  **search_terms(config))
         self.searcher = make_searcher(config, self.search, seed)
         self.train_s = 0.0
 
@@ -211,7 +216,8 @@ class ScopeTrainer:
         self.search.refresh()
         self.train_s += time.perf_counter() - started
         return {**self.search.report(), "train_s": self.train_s,
-                "node_id": ray.get_runtime_context().get_node_id()}
+                "node_id": ray.get_runtime_context().get_node_id(),
+                "handover": getattr(self.searcher, "handover", None)}
 
     def state(self) -> bytes:
         return pickle.dumps({"search": self.search.state(), "searcher": self.searcher.state(),
@@ -401,7 +407,17 @@ def summarize(config: RunConfig, prepared: Prepared, snapshot: dict[str, Any], w
         met[name] = entry is not None
         entry = entry or hub.best_seen.get(name)
         sets[name] = np.array(entry["set"]) if entry else space.initial_set()
+    minimized = {}
+    if config.train.minimize:
+        favourable = prepared.model.favourable
+        minimized = {name: minimize_set(space, prepared.population.scope(name).X, sets[name],
+                                        favourable) for name in scopes}
+        before = measure(prepared, prepared.population, sets, space, weights)[1]
+        sets = {name: m.action_set for name, m in minimized.items()}
     measured, population = measure(prepared, prepared.population, sets, space, weights)
+    if minimized:
+        population.before_minimizing = {k: getattr(before, k) for k in (
+            "SR", "PD", "ECR_gap", "validity", "gower_chosen", "sparsity", "plausibility")}
     counters = hub.counters
     scope_results = {}
     for name in scopes:
@@ -416,6 +432,8 @@ def summarize(config: RunConfig, prepared: Prepared, snapshot: dict[str, Any], w
             model_calls=int(c.get("model_calls", 0)), train_s=seconds,
             steps_per_s=steps / seconds if seconds else 0.0, stop_reason=c.get("stopped"),
             node_id=c.get("node_id"),
+            minimized=minimized[name].to_dict() if name in minimized else None,
+            handover=handover_figures(prepared, name, c.get("handover"), space, weights),
         )
     heldout = None
     if prepared.holdout is not None:
@@ -431,6 +449,17 @@ def summarize(config: RunConfig, prepared: Prepared, snapshot: dict[str, Any], w
     )
 
 
+def handover_figures(prepared: Prepared, scope: str, handover: dict[str, Any] | None,
+                     space: ActionSpace, weights) -> dict[str, Any] | None:
+    """The warm start's hand-over set measured exactly on its scope, beside its counters."""
+    if handover is None:
+        return None
+    figures = measure(prepared, prepared.population, {scope: np.array(handover["set"])}, space,
+                      weights)[0][scope]
+    return {"model_calls": handover["model_calls"], "steps": handover["steps"],
+            **{k: figures[k] for k in ("SR", "PD", "ECR_gap", "gower_chosen", "actions")}}
+
+
 def measure(prepared: Prepared, population: Population, sets: dict[str, np.ndarray],
             space: ActionSpace, weights) -> tuple[dict[str, dict], Any]:
     """Each scope's set on its people, and everyone under their own scope's set (exact: one
@@ -438,7 +467,7 @@ def measure(prepared: Prepared, population: Population, sets: dict[str, np.ndarr
     favourable = prepared.model.favourable
     scope_figures, tallies = {}, []
     n = len(population.X)
-    chosen, cost = np.full(n, -1), np.full(n, np.inf)
+    chosen, gower, cost = np.full(n, -1), np.full(n, np.inf), np.full(n, np.inf)
     sparsity, plausible = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
     for name, action_set in sets.items():
         mask = population.members(name)
@@ -448,16 +477,24 @@ def measure(prepared: Prepared, population: Population, sets: dict[str, np.ndarr
         ceiling = population.ceiling(mask)["groups"]
         figures["groups"] = {g: GroupFigures(**v, ceiling=ceiling[g])
                              for g, v in figures["groups"].items()}
-        people = M.person_outcome(outcome)
+        # each person's chosen counterfactual: the cheapest flipping action (Gower by default)
+        people = M.person_outcome(outcome, cost=action_costs(prepared.costs, space, scope.X,
+                                                             action_set))
+        rows = np.arange(len(scope.X))
+        chosen_gower = np.where(people.valid, outcome.gower[np.maximum(people.chosen, 0), rows],
+                                np.inf)
+        figures["gower_chosen"] = float(chosen_gower[people.valid].mean()) \
+            if people.valid.any() else None
         scope_figures[name] = figures
         tallies.append(tally)
         chosen[mask], cost[mask], sparsity[mask] = people.chosen, people.cost, people.sparsity
+        gower[mask] = chosen_gower
         if mask.any():
             cf = counterfactuals(space, scope.X, action_set, people.chosen)
-            plausible[mask] = prepared.plausibility.predict(cf) == 1
-    everyone = M.PersonOutcome(chosen >= 0, chosen, cost, sparsity)
+            plausible[mask] = plausible_rows(prepared.plausibility, cf)
+    everyone = M.PersonOutcome(chosen >= 0, chosen, gower, sparsity)
     summary = population_summary(tallies, everyone, population.groups, population.group_names,
-                                 weights, plausible)
+                                 weights, plausible, chosen_cost=cost)
     ceiling = population.ceiling()
     summary["groups"] = {g: {**v, "ceiling": ceiling["groups"][g]}
                          for g, v in summary["groups"].items()}

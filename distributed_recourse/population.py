@@ -12,7 +12,6 @@ from typing import Any
 import joblib
 import numpy as np
 from sklearn.cluster import KMeans
-from sklearn.ensemble import IsolationForest
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
@@ -21,11 +20,14 @@ from distributed_recourse.data import Dataset, Schema, load_dataset
 from distributed_recourse.model import BlackBox, fairness_report, train_model
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.ceiling import ceiling_figures, reachable_people
+from distributed_recourse.recourse.costs import CostModel
+from distributed_recourse.recourse.plausibility import Detector, fit_detector
 
 Stage = Callable[[str], None] | None
 """Hears what a long step is doing (`RunConsole.stage`)."""
 
 WHOLE = "all"
+COSTS = "costs.json"
 """The scope holding every affected person."""
 
 
@@ -139,8 +141,11 @@ class Prepared:
     model: BlackBox
     population: Population
     clustering: Clustering
-    plausibility: IsolationForest
-    """Outlier detector fitted on the favourable class: a counterfactual it accepts is plausible."""
+    plausibility: Detector
+    """Outlier detector fitted on the favourable class (its protected columns left out): a
+    counterfactual it accepts is plausible (recourse/plausibility.py)."""
+    costs: CostModel
+    """What a change costs a person: the schema's costs, or Gower (recourse/costs.py)."""
     summary: dict[str, Any]
     holdout: Population | None = None
     """Affected people of the other half of the test split, never searched on: final sets
@@ -153,6 +158,7 @@ class Prepared:
         self.population.save(folder / "prepared")
         joblib.dump(self.clustering, folder / "prepared" / "clustering.joblib")
         joblib.dump(self.plausibility, folder / "prepared" / "plausibility.joblib")
+        self.costs.save(folder / "prepared" / COSTS)
         self.config.to_yaml(folder / "prepared" / "config.yaml")
         self.schema.to_yaml(folder / "prepared" / "schema.yaml")
         (folder / "population.json").write_text(json.dumps(self.summary, indent=2))
@@ -170,6 +176,7 @@ class Prepared:
             Population.load(folder / "prepared"),
             joblib.load(folder / "prepared" / "clustering.joblib"),
             joblib.load(folder / "prepared" / "plausibility.joblib"),
+            CostModel.load(folder / "prepared" / COSTS),
             json.loads((folder / "population.json").read_text()),
             Population.load(folder / "prepared" / "holdout")
             if (folder / "prepared" / "holdout").is_dir() else None,
@@ -266,7 +273,10 @@ def prepare(config: RunConfig, dataset: Dataset | None = None, stage: Stage = No
 
     population = people(affected)
     holdout = people(held) if config.population.holdout else None
-    plausibility = IsolationForest(random_state=config.seed).fit(X[train][y[train]])
+    protected = [dataset.space.columns.index(c) for c in dataset.schema.protected.columns
+                 if c in dataset.space.columns]
+    plausibility = fit_detector(X[train][y[train]], protected, config.seed)
+    costs = CostModel.fit(dataset.schema, dataset.space, X[train])
 
     summary = {
         "dataset": dataset.schema.name,
@@ -288,5 +298,5 @@ def prepare(config: RunConfig, dataset: Dataset | None = None, stage: Stage = No
     if holdout is not None:
         summary["holdout"] = {"n": len(held), "groups": holdout.group_sizes(),
                               "ceiling": holdout.ceiling()}
-    return Prepared(config, dataset.schema, model, population, clustering, plausibility, summary,
-                    holdout)
+    return Prepared(config, dataset.schema, model, population, clustering, plausibility, costs,
+                    summary, holdout)

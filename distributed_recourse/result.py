@@ -28,6 +28,8 @@ class GroupFigures:
     """a_g = n_g / N."""
     ceiling: float | None = None
     """Share of the group some feasible change flips."""
+    plausibility: float | None = None
+    """Share of the group's chosen counterfactuals the outlier detector accepts."""
 
 
 @dataclass
@@ -53,6 +55,8 @@ class ScopeResult:
     gower_active: float
     gower_nonactive: float
     n_active: int
+    gower_chosen: float | None
+    """Mean Gower distance of each person's chosen counterfactual (None: nobody flipped)."""
     actions: list[dict[str, float]]
     """The set's actions as feature -> change/target (`recourse/describe.py` reads them)."""
     set: list[list[float]]
@@ -70,6 +74,12 @@ class ScopeResult:
     stop_reason: str | None = None
     error: str | None = None
     node_id: str | None = None
+    minimized: dict[str, Any] | None = None
+    """Before and after the exact minimisation of its actions: features changed, Gower of the
+    people flipped, flips, model calls (recourse/minimize.py); None without minimisation."""
+    handover: dict[str, Any] | None = None
+    """A warm-started search: the set the non-learned start handed over and its figures, so
+    that what the learning added stays visible; None otherwise."""
 
 
 @dataclass
@@ -92,6 +102,9 @@ class PopulationResult:
     """FACTS' equal mean recourse: per group the mean cost of the chosen counterfactuals."""
     groups: dict[str, GroupFigures]
     ceiling: Ceiling | None = None
+    before_minimizing: dict[str, Any] | None = None
+    """The same figures of the sets before minimisation (validity, Gower of chosen
+    counterfactuals, sparsity, plausibility); None without minimisation."""
 
 
 @dataclass

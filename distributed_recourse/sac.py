@@ -15,6 +15,7 @@ import numpy as np
 
 from distributed_recourse.config import RunConfig
 from distributed_recourse.env import ProposalEnv, RecourseEnv
+from distributed_recourse.recourse.baselines import CoordinateSearch
 from distributed_recourse.recourse.search import ScopeSearch
 
 
@@ -98,10 +99,18 @@ def sac_config(config: RunConfig, search: ScopeSearch, seed: int):
 
 class SacSearch:
     """SAC proposing actions for one scope's search; `run(steps)` trains about `steps` env
-    steps (whole RLlib training steps)."""
+    steps (whole RLlib training steps). With `search.warm_start` the coordinate search runs
+    first, until a set meets the goal or its call budget is spent; `handover` keeps the set it
+    handed over."""
 
     def __init__(self, search: ScopeSearch, config: RunConfig, seed: int) -> None:
         self.search = search
+        s = config.search
+        self.warm = CoordinateSearch(search, seed, s.keep_share, s.resolution) \
+            if s.warm_start else None
+        self.warm_calls = s.warm_calls or 25 * search.space.n_actions * search.space.n_features
+        self.handover: dict[str, Any] | None = None
+        """The warm start's result when SAC took over: its set and model calls."""
         self.algorithm = sac_config(config, search, seed).build_algo()
         env = self.algorithm.env_runner.env.unwrapped
         envs = [env] if isinstance(env, ProposalEnv) else [e.unwrapped for e in env.envs]
@@ -110,16 +119,31 @@ class SacSearch:
 
     def run(self, steps: int) -> None:
         target = self.search.steps + steps
+        while self.warm is not None and self.search.steps < target:
+            self.warm.run(min(16, target - self.search.steps))
+            if self.search.archived or self.search.model_calls >= self.warm_calls:
+                self.search.refresh(prune=False)
+                self.handover = {"set": self.search.best_actions.tolist(),
+                                 "model_calls": self.search.model_calls,
+                                 "steps": self.search.steps}
+                self.warm = None
         while self.search.steps < target:
             self.algorithm.train()
 
     def state(self) -> dict[str, Any]:
         return {"algorithm": pickle.dumps(self.algorithm.get_state()),
-                "buffer": pickle.dumps(self.algorithm.local_replay_buffer.get_state())}
+                "buffer": pickle.dumps(self.algorithm.local_replay_buffer.get_state()),
+                "warm": self.warm.state() if self.warm is not None else None,
+                "handover": self.handover}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.algorithm.set_state(pickle.loads(state["algorithm"]))
         self.algorithm.local_replay_buffer.set_state(pickle.loads(state["buffer"]))
+        self.handover = state["handover"]
+        if state["warm"] is None:
+            self.warm = None
+        else:
+            self.warm.restore(state["warm"])
 
     def stop(self) -> None:
         self.algorithm.stop()

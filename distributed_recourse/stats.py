@@ -58,6 +58,7 @@ class StatsHub:
             c["key"], c["improved_at"] = report["key"], report["steps"]
         for name in ("steps", "model_calls", "train_s", "node_id"):
             c[name] = report[name]
+        c["handover"] = report.get("handover")
 
     def record_round(self, reports: dict[str, dict[str, Any]], wall_s: float) -> None:
         for scope, report in reports.items():

@@ -10,7 +10,7 @@ import numpy as np
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.metrics import GroupTally, SetMetrics, mean_present, spread
 
-SELECTION_RULES = ("sr_minus_pd", "gower")
+SELECTION_RULES = ("sr_minus_pd", "gower", "cost", "plausibility")
 
 
 def archive_entry(
@@ -39,12 +39,19 @@ def archive_entry(
 
 def selection_key(entry: dict[str, Any], rule: str = "sr_minus_pd") -> tuple[float, ...]:
     """Larger is better. `sr_minus_pd`: highest SR - PD, ties by lower Gower of the active
-    actions; `gower`: lowest Gower, ties by higher SR - PD."""
+    actions; `gower`: lowest Gower, ties by higher SR - PD; `cost`: the cheapest chosen
+    counterfactuals (their mean cost: Gower unless the schema declares costs); `plausibility`:
+    the largest share of plausible chosen counterfactuals, ties by SR - PD. Archived sets all
+    meet the goal, so each rule picks among sets that do."""
     fairness = round(entry["SR"] - entry["PD"], 9)
     if rule == "sr_minus_pd":
         return (fairness, -entry["gower_active"])
     if rule == "gower":
         return (-entry["gower_active"], fairness)
+    if rule == "cost":
+        return (-round(entry["chosen_cost"], 9), fairness)
+    if rule == "plausibility":
+        return (round(entry["plausibility"], 9), fairness, -entry["chosen_cost"])
     raise ValueError(f"selection rule {rule!r}, expected one of {SELECTION_RULES}")
 
 

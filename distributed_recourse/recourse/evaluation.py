@@ -11,6 +11,7 @@ import numpy as np
 
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
+from distributed_recourse.recourse.plausibility import group_plausibility
 from distributed_recourse.recourse.rewards import RewardWeights
 
 Favourable = Callable[[np.ndarray], np.ndarray]
@@ -51,6 +52,7 @@ def evaluate_scope(
 def person_summary(
     outcome: M.PersonOutcome, groups: np.ndarray, group_names: list[str],
     plausible: np.ndarray | None = None, budget: float = 0.1, level: float = 0.5,
+    chosen_cost: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Validity, proximity, sparsity and plausibility of each person's chosen counterfactual,
     and FACTS' equal mean recourse / effectiveness within budget / cost of effectiveness."""
@@ -61,7 +63,8 @@ def person_summary(
         "sparsity": float(outcome.sparsity[valid].mean()) if valid.any() else None,
         "plausibility": (float(plausible[valid].mean())
                          if plausible is not None and valid.any() else None),
-        **group_costs(outcome.cost, groups, group_names, level, budget),
+        **group_costs(outcome.cost if chosen_cost is None else chosen_cost, groups, group_names,
+                      level, budget),
     }
 
 
@@ -106,22 +109,28 @@ def counterfactuals(
 def population_summary(
     tallies: list[M.GroupTally], people: M.PersonOutcome, groups: np.ndarray,
     group_names: list[str], weights: RewardWeights, plausible: np.ndarray | None = None,
+    chosen_cost: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The whole affected population, each person under their own scope's set."""
+    """The whole affected population, each person under their own scope's set. `people.cost` is
+    the Gower distance of each chosen counterfactual; `chosen_cost` its cost (when the schema
+    declares costs), which the FACTS cost figures use."""
     pooled = tallies[0]
     for tally in tallies[1:]:
         pooled = pooled + tally
     effectiveness = pooled.effectiveness(weights.effectiveness)
     choice = np.where(pooled.present, pooled.choice(), np.nan)
+    if plausible is not None:
+        share, _ = group_plausibility(plausible, people.valid, groups, len(group_names))
     return {
         "n": int(pooled.people.sum()),
         "SR": M.mean_present(effectiveness),
         "PD": M.spread(effectiveness),
         "ECR_gap": M.spread(choice),
-        **person_summary(people, groups, group_names, plausible),
+        **person_summary(people, groups, group_names, plausible, chosen_cost=chosen_cost),
         "groups": {
             name: {"n": int(pooled.people[g]), "effectiveness": nan_to_none(effectiveness[g]),
-                   "choice": nan_to_none(choice[g])}
+                   "choice": nan_to_none(choice[g]),
+                   "plausibility": nan_to_none(share[g]) if plausible is not None else None}
             for g, name in enumerate(group_names)
         },
     }

@@ -39,6 +39,8 @@ class CandidatePool:
         self._masks = np.zeros((16, len(self.groups)), dtype=bool)
         self._counts = np.zeros((16, n_groups), dtype=np.int64)
         self._gower = np.zeros(16)
+        self._distance = np.zeros((16, len(self.groups)), dtype=np.float16)
+        self._plausible = np.ones((16, len(self.groups)), dtype=bool)
         self._index: dict[bytes, int] = {}
 
     # Storage grows by doubling, so that adding a candidate never copies the whole pool.
@@ -48,6 +50,11 @@ class CandidatePool:
                       doc="(P, k) people of each group each candidate flips.")
     gower = property(lambda self: self._gower[: self._size],
                      doc="(P,) mean Gower distance of each candidate over the scope's people.")
+    distance = property(lambda self: self._distance[: self._size],
+                        doc="(P, n) what each candidate costs each person (Gower by default).")
+    plausible = property(lambda self: self._plausible[: self._size],
+                         doc="(P, n) each person's counterfactual under each candidate is "
+                             "plausible (all True unless the search tracks plausibility).")
 
     def __len__(self) -> int:
         return self._size
@@ -59,8 +66,10 @@ class CandidatePool:
     def find(self, action: np.ndarray) -> int | None:
         return self._index.get(self.key(action))
 
-    def add(self, action: np.ndarray, flipped: np.ndarray, gower: float) -> int:
-        """Keep an evaluated action (once); returns its index."""
+    def add(self, action: np.ndarray, flipped: np.ndarray, distance: np.ndarray,
+            plausible: np.ndarray | None = None) -> int:
+        """Keep an evaluated action (once) with who it flips, what it costs each person and
+        whether each counterfactual is plausible; returns its index."""
         known = self.find(action)
         if known is not None:
             return known
@@ -68,9 +77,13 @@ class CandidatePool:
             grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
             self._actions, self._masks = grow(self._actions), grow(self._masks)
             self._counts, self._gower = grow(self._counts), grow(self._gower)
+            self._distance = grow(self._distance)
+            self._plausible = np.concatenate([self._plausible, np.ones_like(self._plausible)])
         i = self._size
         flipped = np.asarray(flipped, dtype=bool)
-        self._actions[i], self._masks[i], self._gower[i] = action, flipped, gower
+        self._actions[i], self._masks[i] = action, flipped
+        self._gower[i], self._distance[i] = float(np.mean(distance)), distance
+        self._plausible[i] = True if plausible is None else plausible
         self._counts[i] = np.bincount(self.groups[flipped], minlength=self.n_groups)
         self._index[self.key(action)] = i
         self._size += 1
@@ -95,17 +108,21 @@ class CandidatePool:
         kept = np.sort(np.argsort(-score, kind="stable")[: self.capacity])
         self._actions, self._masks = self._actions[kept], self._masks[kept]
         self._counts, self._gower = self._counts[kept], self._gower[kept]
+        self._distance, self._plausible = self._distance[kept], self._plausible[kept]
         self._size = len(kept)
         self._index = {self.key(a): i for i, a in enumerate(self.actions)}
 
     def state(self) -> dict:
         return {"actions": self.actions, "masks": np.packbits(self.masks, axis=1),
-                "gower": self.gower}
+                "distance": self.distance, "plausible": np.packbits(self.plausible, axis=1)}
 
     def restore(self, state: dict) -> None:
-        masks = np.unpackbits(state["masks"], axis=1, count=len(self.groups)).astype(bool)
-        for action, mask, gower in zip(state["actions"], masks, state["gower"], strict=True):
-            self.add(action, mask, float(gower))
+        n = len(self.groups)
+        masks = np.unpackbits(state["masks"], axis=1, count=n).astype(bool)
+        plausible = np.unpackbits(state["plausible"], axis=1, count=n).astype(bool)
+        for action, mask, distance, fine in zip(state["actions"], masks, state["distance"],
+                                                plausible, strict=True):
+            self.add(action, mask, distance, fine)
 
 
 @dataclass(frozen=True)
@@ -117,10 +134,20 @@ class Scored:
     tally: M.GroupTally
     value: np.ndarray
     """The reward's level (`gain`): success, fairness and proximity terms."""
+    chosen_cost: np.ndarray
+    """Mean cost (Gower by default) of each flipped person's cheapest flipping action, their
+    chosen counterfactual (0: nobody is flipped)."""
+    plausibility: np.ndarray
+    """Share of the chosen counterfactuals that are plausible (1: nobody is flipped)."""
     met: np.ndarray
     key: np.ndarray
     """What the search maximises: the level, minus the pull towards the goal, plus the bonus
     of a set that meets it."""
+
+    def extras(self, i: int) -> dict[str, float]:
+        """What the archive keeps of row i beyond its metrics."""
+        return {"chosen_cost": float(self.chosen_cost[i]),
+                "plausibility": float(self.plausibility[i]), "key": float(self.key[i])}
 
     def row(self, i: int) -> tuple[M.SetMetrics, M.GroupTally, float, bool]:
         """The scalar metrics, tally, reward level and goal of row i."""
@@ -134,21 +161,22 @@ class Scored:
                              t.n_actions)
         return metrics, tally, float(self.value[i]), bool(self.met[i])
 
-    def row_key(self, i: int) -> float:
-        return float(self.key[i])
-
 
 class SetObjective:
     """The reward of DESIGN.md section 4 and the goal, for sets of pool candidates on one
     scope; under hybrid fairness the group terms pool the other scopes' tallies (`others`).
-    `pull`: weight of the distance to the goal in the key (0: the paper's reward alone)."""
+    `pull`: weight of the distance to the goal in the key; `closest`: weight of the mean cost
+    of the people's chosen counterfactuals; `plausible`: weight of the share of them that is
+    implausible (all 0: the paper's reward alone)."""
 
     def __init__(self, weights: RewardWeights, goal: Goal, hybrid: bool = False,
-                 pull: float = 0.0) -> None:
+                 pull: float = 0.0, closest: float = 0.0, plausible: float = 0.0) -> None:
         self.weights = weights
         self.goal = goal
         self.hybrid = hybrid
         self.pull = pull
+        self.closest = closest
+        self.plausible = plausible
         self.others: M.GroupTally | None = None
 
     def slot(self, pool: CandidatePool, chosen: np.ndarray, j: int,
@@ -199,6 +227,30 @@ class SetObjective:
         gower_nonactive = np.divide(sum_rest, rest, out=np.zeros(len(candidates)),
                                     where=rest > 0)
 
+        # each person's chosen counterfactual: the cheapest flipping action of the set
+        far, n = np.float16(np.inf), len(pool.groups)
+        if others:
+            costs = np.where(pool.masks[others], pool.distance[others], far)
+            pick = costs.argmin(axis=0)
+            nearest = costs[pick, np.arange(n)]
+            fine = pool.plausible[others][pick, np.arange(n)]
+        else:
+            nearest, fine = np.full(n, far), np.ones(n, dtype=bool)
+        reach = np.repeat(nearest[None], len(candidates), axis=0)
+        chosen_fine = np.repeat(fine[None], len(candidates), axis=0)
+        if real.any():
+            rows = candidates[real]
+            own = np.where(pool.masks[rows], pool.distance[rows], far)
+            takes = own < nearest
+            reach[real] = np.where(takes, own, nearest)
+            chosen_fine[real] = np.where(takes, pool.plausible[rows], fine)
+        valid = np.isfinite(reach)
+        counted = valid.sum(axis=1)
+        chosen_cost = np.divide(np.where(valid, reach, 0).sum(axis=1, dtype=np.float64), counted,
+                                out=np.zeros(len(candidates)), where=counted > 0)
+        plausibility = np.divide((valid & chosen_fine).sum(axis=1), counted,
+                                 out=np.ones(len(candidates)), where=counted > 0)
+
         tally = M.GroupTally(people, flipped_any, flipped_best, effective, n_actions)
         metrics = M.metrics_of(tally, w.effectiveness, n_active, n_actions, gower_active,
                                gower_nonactive)
@@ -208,17 +260,23 @@ class SetObjective:
             metrics = metrics.with_group_terms(pooled)
         value = np.asarray(gain(metrics, w), dtype=np.float64)
         met = np.asarray(self.goal.met(metrics), dtype=bool)
-        key = value - w.scale * self.pull * np.asarray(self.goal.shortfall(metrics)) \
+        key = value - w.scale * (self.pull * np.asarray(self.goal.shortfall(metrics))
+                                 + self.closest * chosen_cost
+                                 + self.plausible * (1.0 - plausibility)) \
             + np.where(met, w.bonus, 0.0)
-        return Scored(metrics, tally, value, met, key)
+        return Scored(metrics, tally, value, chosen_cost, plausibility, met, key)
+
+    def scored(self, pool: CandidatePool, chosen: np.ndarray) -> Scored:
+        """One set, scored (row 0)."""
+        return self.slot(pool, chosen, 0, candidates=np.asarray(chosen[:1]))
 
     def score(self, pool: CandidatePool, chosen: np.ndarray):
         """(metrics, tally, reward level, goal met) of one set."""
-        return self.slot(pool, chosen, 0, candidates=np.asarray(chosen[:1])).row(0)
+        return self.scored(pool, chosen).row(0)
 
     def key(self, pool: CandidatePool, chosen: np.ndarray) -> float:
         """What the search maximises, for one set."""
-        return float(self.slot(pool, chosen, 0, candidates=np.asarray(chosen[:1])).key[0])
+        return float(self.scored(pool, chosen).key[0])
 
 
 def best_candidate(pool: CandidatePool, objective: SetObjective, chosen: np.ndarray,

@@ -57,6 +57,13 @@ class RewardWeights:
     goal: float = 10.0
     """The default search's pull towards its goal: each unit of SR below the goal's (or of
     PD above its bound) costs `goal` x `scale` (the reference formulation has no such term)."""
+    gower_chosen: float = 1.0
+    """The default search's penalty weight of the mean cost (Gower unless the schema declares
+    costs) of each person's chosen counterfactual, the cheapest flipping action: what a person
+    is handed (the reference formulation has no such term)."""
+    plausibility: float = 0.0
+    """The default search's penalty weight of the share of chosen counterfactuals the outlier
+    detector rejects (0: off; on, each proposal also asks the detector about every person)."""
     bonus: float = 1000.0
     """Added to the reward of a step that meets the done conditions."""
     max_episode_steps: int = 2000

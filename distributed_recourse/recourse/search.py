@@ -34,6 +34,11 @@ class ScopeProblem:
     features: tuple[FeatureSpec, ...]
     model: Any
     """Anything with `favourable(X) -> bool array` (a BlackBox)."""
+    costs: Any = None
+    """What a change costs each person (a CostModel); None: Gower."""
+    detector: Any = None
+    """Tells plausible counterfactuals (`predict` 1 for an inlier); needed only when the search
+    weighs plausibility."""
 
 
 class ScopeSearch:
@@ -43,7 +48,8 @@ class ScopeSearch:
     `model_calls` (a ScopeEvaluator, or its sharded twin)."""
 
     def __init__(self, problem: ScopeProblem, evaluator, weights: RewardWeights, goal: Goal,
-                 hybrid: bool = False, pool_size: int = 4096, pull: float = 0.0) -> None:
+                 hybrid: bool = False, pool_size: int = 4096, pull: float = 0.0,
+                 closest: float = 0.0, plausible: float = 0.0) -> None:
         self.problem = problem
         self.scope = problem.scope
         self.weights = weights
@@ -52,7 +58,7 @@ class ScopeSearch:
         self.n = len(problem.X)
         self.pool = CandidatePool(problem.groups, len(problem.group_names),
                                   self.space.n_features, pool_size)
-        self.objective = SetObjective(weights, goal, hybrid, pull)
+        self.objective = SetObjective(weights, goal, hybrid, pull, closest, plausible)
         self.best = np.full(weights.n_actions, NO_CHANGE, dtype=np.int64)
         self.best_actions = self.space.initial_set()
         self.steps = 0
@@ -77,12 +83,23 @@ class ScopeSearch:
         actions = np.atleast_2d(actions)
         changes = ~np.all(actions == self.space.no_change(), axis=1)
         index = np.full(len(actions), NO_CHANGE, dtype=np.int64)
-        for i, (flipped, gower) in zip(np.flatnonzero(changes),
-                                       self.evaluator.outcomes(actions[changes]), strict=True):
-            index[i] = self.pool.add(actions[i], flipped, gower / self.n)
+        for i, (flipped, _) in zip(np.flatnonzero(changes),
+                                   self.evaluator.outcomes(actions[changes]), strict=True):
+            known = self.pool.find(actions[i])
+            index[i] = known if known is not None else self.pool.add(
+                actions[i], flipped, *self.per_person(actions[i]))
         if self.model_calls >= self._refreshed_at + max(16, len(self.pool) // 8):
             self.refresh(prune=False)  # often while the pool is small: early sets are found early
         return index
+
+    def per_person(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """What an action costs each person, and whether each counterfactual is plausible
+        (None unless the search weighs plausibility): no model call."""
+        X, p = self.problem.X, self.problem
+        moved = self.space.apply(X, action)
+        cost = p.costs.cost(X, moved) if p.costs is not None else self.space.distance(X, moved)
+        tracked = self.objective.plausible > 0 and p.detector is not None
+        return cost, np.asarray(p.detector.predict(moved)) == 1 if tracked else None
 
     def actions_of(self, chosen: np.ndarray) -> np.ndarray:
         """The (N, m) action set a set of pool indices stands for."""
@@ -103,7 +120,7 @@ class ScopeSearch:
         kept as the best if it beats it."""
         metrics, tally, value, met = self.score(chosen)
         if met:
-            self._archive(chosen, metrics, tally, value)
+            self._archive(chosen, metrics, tally, value, self.objective.scored(self.pool, chosen).extras(0))
         if self.key(chosen) > self.key(self.best) + 1e-9:
             self.best, self.best_actions = np.array(chosen), self.actions_of(chosen)
 
@@ -132,26 +149,32 @@ class ScopeSearch:
         actions = np.asarray(actions, dtype=np.float64)
         return np.ascontiguousarray(actions[np.lexsort(actions.T[::-1])]).tobytes()
 
-    def _archive(self, chosen: np.ndarray, metrics, tally, value: float) -> None:
+    def _archive(self, chosen: np.ndarray, metrics, tally, value: float,
+                 extras: dict[str, float]) -> None:
         actions = self.actions_of(chosen)
         key = self.set_key(actions)
         if key in self._archived:
             return
         self._archived.add(key)
-        self._unsent.append(self.entry(actions, metrics, tally, value))
+        self._unsent.append(self.entry(actions, metrics, tally, value, extras))
 
-    def entry(self, actions: np.ndarray, metrics, tally, value: float) -> dict[str, Any]:
+    def entry(self, actions: np.ndarray, metrics, tally, value: float,
+              extras: dict[str, float]) -> dict[str, Any]:
+        """An archive entry: the set, its metrics, when it was found (steps, model calls), and
+        the cost and plausibility of its chosen counterfactuals (what selection rules read)."""
         entry = archive_entry(self.scope, self.space, actions, metrics, tally,
                               self.problem.group_names, self.steps, value)
-        return {**entry, "model_calls": self.model_calls}
+        return {**entry, **extras, "model_calls": self.model_calls}
 
     # ----------------------------------------------------------------- reporting
     def report(self) -> dict[str, Any]:
         """What the hub records after a round: the best set (its tally is what other scopes
         pool under hybrid fairness), the sets archived since the last report, the counters."""
         metrics, tally, value, met = self.score(self.best)
+        extras = self.objective.scored(self.pool, self.best).extras(0)
         entries, self._unsent = self._unsent, []
-        return {"best": {**self.entry(self.best_actions, metrics, tally, value), "met": met},
+        return {"best": {**self.entry(self.best_actions, metrics, tally, value, extras),
+                         "met": met},
                 "key": self.key(self.best), "entries": entries,
                 "steps": self.steps, "model_calls": self.model_calls}
 
