@@ -70,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     config = RunConfig.from_yaml(args.config)
     with RunConsole(args.output, "train", args.verbose) as console:
         result = train(config, args.output, address=args.address, resume=args.resume,
-                       stage=console.stage,
+                       stage=console.stage, starting=console.starting,
                        callbacks=[console.train_callback()])
         console.stage("writing the report")
         path = report(args.output)

@@ -123,7 +123,7 @@ class SearchConfig:
     """A fixed SR target instead of the ceiling's share (`mdp: reference`: the reward's `done_sr`)."""
     goal_pd: float | None = None
     """A fixed PD bound instead (`mdp: reference`: the reward's `done_pd`)."""
-    patience: int = 500
+    patience: int = 200
     """A scope whose goal is met stops once its best set has not improved for this many steps."""
     stall: int = 3000
     """A scope stops once its best set has not improved for this many steps, goal met or not."""
@@ -135,6 +135,8 @@ class SearchConfig:
     """`con` changes are proposed on a grid of this many steps per feature range."""
     move_share: float = 0.5
     """SAC's proposals move each feature of the slot's action with this probability at first."""
+    jump_share: float = 0.25
+    """...and propose a fresh action anywhere, instead of a move, with this probability."""
     warm_start: bool = True
     """SAC starts from the coordinate search's (`greedy`) result: that search runs until a set
     first meets the goal (or `warm_calls`), then SAC improves on it. The run records the hand-over
@@ -185,10 +187,12 @@ class TrainConfig:
     stop_archived: int | None = None
     """Stop a scope once this many distinct successful sets are archived."""
     steps_per_iteration: int = 200
-    """Steps per scope per round: every round the scopes sync their tallies through the
-    statistics actor, the run reports its progress and the stop rules are checked."""
-    checkpoint_every: int = 5
-    """Rounds between checkpoints of the trainers and the statistics actor (and at the end)."""
+    """At most this many steps per scope per round: every round the scopes sync their tallies
+    through the statistics actor, the run reports its progress and the stop rules are checked."""
+    round_s: float = 2.0
+    """...and a round lasts about this long (slow scopes take fewer steps per round)."""
+    checkpoint_every_s: float = 30.0
+    """Seconds between checkpoints of the trainers and the statistics actor (and at the end)."""
     cpus_per_trainer: float | None = None
     """CPUs each scope's trainer owns; None shares the cluster's CPUs evenly among the scopes
     so that all train at once (hybrid needs it). A forest model predicts with that many threads."""

@@ -141,6 +141,11 @@ class RunConsole:
                           for name in self.columns}
         self._show(key, finished)
 
+    def starting(self, scopes: list[str]) -> None:
+        """The scopes about to train, shown before their trainers report."""
+        for scope in scopes:
+            self.row(scope, state="starting")
+
     def note(self, text: str) -> None:
         """A line that stays above the display (a finished stage, the files written)."""
         self.terminal.print(text)

@@ -60,6 +60,9 @@ from distributed_recourse.stats import StatsHub, start_hub
 HEAD_CPUS = 0.05
 """The trial's own process: it coordinates the rounds and measures the final sets."""
 HUB_CPUS = 0.01
+FIRST_ROUND = 16
+"""Steps of a scope's first round (later rounds follow its pace); short, so that progress
+shows early."""
 TRAINER, HUB, ARCHIVE, STATS = "trainer", "hub.json", "archive.csv", "stats.json"
 
 
@@ -299,9 +302,13 @@ class Engine:
         return [s for s in self.scopes if status[s]["stopped"] is None]
 
     def round_steps(self, counters: dict[str, Any]) -> int:
-        """A round's steps, cut short where a step or model-call budget ends first."""
+        """A round's steps: about `round_s` seconds' worth at the scope's pace so far (at most
+        `steps_per_iteration`), cut short where a step or model-call budget ends first."""
         t = self.config.train
-        steps = t.steps_per_iteration
+        steps = min(t.steps_per_iteration, FIRST_ROUND)  # the first round: its pace unknown
+        if counters["train_s"] > 0:
+            pace = counters["steps"] / counters["train_s"]
+            steps = int(np.clip(pace * t.round_s, FIRST_ROUND, t.steps_per_iteration))
         if t.env_steps is not None:
             steps = min(steps, t.env_steps - counters["steps"])
         if t.max_model_calls is not None:  # a step asks the model about one action at most
@@ -413,7 +420,7 @@ def summarize(config: RunConfig, prepared: Prepared, snapshot: dict[str, Any], w
         minimized = {name: minimize_set(space, prepared.population.scope(name).X, sets[name],
                                         favourable) for name in scopes}
         before = measure(prepared, prepared.population, sets, space, weights)[1]
-        sets = {name: m.action_set for name, m in minimized.items()}
+        sets = {name: distinct_or_nothing(space, m.action_set) for name, m in minimized.items()}
     measured, population = measure(prepared, prepared.population, sets, space, weights)
     if minimized:
         population.before_minimizing = {k: getattr(before, k) for k in (
@@ -447,6 +454,14 @@ def summarize(config: RunConfig, prepared: Prepared, snapshot: dict[str, Any], w
         scopes=scope_results, population=population, heldout=heldout, config=config.to_dict(),
         errors=list(errors or []),
     )
+
+
+def distinct_or_nothing(space: ActionSpace, action_set: np.ndarray) -> np.ndarray:
+    """A set whose actions minimisation reduced to the same one keeps it once; the others
+    become "no change" (a person is never handed one action twice)."""
+    out = action_set.copy()
+    out[~space.distinct(action_set)] = space.no_change()
+    return out
 
 
 def handover_figures(prepared: Prepared, scope: str, handover: dict[str, Any] | None,
@@ -558,7 +573,7 @@ def write_run_files(folder: Path, result: RunResult, snapshot: dict[str, Any]) -
 # --------------------------------------------------------------------- the Tune trial
 def run_trial(params: dict[str, Any], spec, prepared: Prepared, resources: TrialResources) -> None:
     """Tune function trainable: one configuration of `spec` (a SweepSpec), trained by the engine,
-    reporting every round and checkpointing every `checkpoint_every` rounds and at the end (the
+    reporting every round and checkpointing every `checkpoint_every_s` seconds and at the end (the
     last checkpoint holds the run files: summary.json, archive.csv, stats.json)."""
     import ray
     from ray import tune
@@ -576,7 +591,8 @@ def run_trial(params: dict[str, Any], spec, prepared: Prepared, resources: Trial
             engine.start(Path(folder))
     else:
         engine.start()
-    for rounds, status in enumerate(engine.run_rounds(), start=1):
+    saved_at = time.time()
+    for status in engine.run_rounds():
         figures = round_figures(status, engine.snapshot(), config.reward.effectiveness)
         for scope, row in figures["scopes"].items():
             row["reachable"] = engine.reachable[scope]
@@ -585,9 +601,10 @@ def run_trial(params: dict[str, Any], spec, prepared: Prepared, resources: Trial
                    "scopes": figures["scopes"]}
         if not engine.active(status):
             break
-        if rounds % config.train.checkpoint_every:
+        if time.time() - saved_at < config.train.checkpoint_every_s:
             tune.report(metrics)
             continue
+        saved_at = time.time()
         with tempfile.TemporaryDirectory() as folder:
             engine.save(Path(folder))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))

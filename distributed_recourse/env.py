@@ -138,8 +138,11 @@ class ProposalEnv(gym.vector.VectorEnv):
     the scope's best set so far; a step proposes a whole action for one slot (the slots in
     turn), as a move of the slot's current action.
 
-    An action is a point of [-1, 1]^(2m) (`ActionSpace.nudged`: per feature a gate and a signed
-    step on a log scale). The proposal replaces the slot's action when it makes the set better
+    An action is a point of [-1, 1]^(2m + 1): its last coordinate decides between a move of the
+    slot's action (`ActionSpace.nudged`: per feature a gate and a signed step on a log scale)
+    and, above 1 - 2 `jump_share`, a fresh action anywhere (`ActionSpace.from_unit`, what the
+    random baseline draws), so that the agent can learn when to refine and when to look
+    elsewhere. The proposal replaces the slot's action when it makes the set better
     (the search's key), and the reward is that improvement (divided by the weights' `scale`; 0
     for a proposal that does not help), so the agent learns where better actions lie from the
     set it is improving. The observation is the slot (one-hot), per group the share the working
@@ -158,10 +161,13 @@ class ProposalEnv(gym.vector.VectorEnv):
         k = len(problem.group_names) if problem is not None else int(config["n_groups"])
         N = self.weights.n_actions
         self.move_share = float(config.get("move_share", 0.5))
+        self.jump_share = float(config.get("jump_share", 0.25))
+        self.keep_share = float(config.get("keep_share", 0.6))
+        self.resolution = int(config.get("resolution", 100))
         self.episode_length = int(config.get("episode_length", 2 * N))
         self.single_observation_space = gym.spaces.Box(-1.0, 1.0, (N + 3 * k + N * m + 1,),
                                                        np.float32)
-        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (2 * m,), np.float32)
+        self.single_action_space = gym.spaces.Box(-1.0, 1.0, (2 * m + 1,), np.float32)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
                                                               self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
@@ -206,9 +212,12 @@ class ProposalEnv(gym.vector.VectorEnv):
         restart = self.ended.copy()
         active = np.flatnonzero(~restart)
         slots = self.t[active] % N
-        proposed = self.space.nudged(self.working[active, slots],
-                                     np.asarray(actions, dtype=np.float64)[active],
-                                     self.move_share)
+        u = np.asarray(actions, dtype=np.float64)[active]
+        jump = u[:, -1:] > 1.0 - 2.0 * self.jump_share
+        proposed = np.where(jump,
+                            self.space.from_unit(u[:, :-1], self.keep_share, self.resolution),
+                            self.space.nudged(self.working[active, slots], u[:, :-1],
+                                              self.move_share))
         search.evaluate(proposed)  # the batch's new actions in one model call
         search.steps += len(active)
         rewards = np.zeros(self.num_envs)

@@ -9,6 +9,7 @@ own sizes, a seeded replay sampler, and `attach`, which hands the environment it
 from __future__ import annotations
 
 import pickle
+import threading
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,8 @@ def sac_config(config: RunConfig, search: ScopeSearch, seed: int):
     sac, proposal = config.sac, config.search.mdp == "proposal"
     env_config = {"weights": config.reward.to_dict(), "n_features": search.space.n_features,
                   "n_groups": len(search.problem.group_names), "seed": seed,
-                  "move_share": config.search.move_share}
+                  "move_share": config.search.move_share, "jump_share": config.search.jump_share,
+                  "keep_share": config.search.keep_share, "resolution": config.search.resolution}
     runners = {"num_env_runners": 0, "rollout_fragment_length": sac.rollout_fragment_length}
     if proposal:
         runners.update(num_envs_per_env_runner=sac.num_envs,
@@ -90,7 +92,7 @@ def sac_config(config: RunConfig, search: ScopeSearch, seed: int):
                                         catalog_class=recourse_catalog()),
         )
         .reporting(min_time_s_per_iteration=0,
-                   min_sample_timesteps_per_iteration=config.train.steps_per_iteration)
+                   min_sample_timesteps_per_iteration=0)  # `run` decides how many
         .learners(num_learners=0)
         .debugging(seed=seed)
         .callbacks(on_algorithm_init=on_algorithm_init)
@@ -111,11 +113,21 @@ class SacSearch:
         self.warm_calls = s.warm_calls or 25 * search.space.n_actions * search.space.n_features
         self.handover: dict[str, Any] | None = None
         """The warm start's result when SAC took over: its set and model calls."""
-        self.algorithm = sac_config(config, search, seed).build_algo()
-        env = self.algorithm.env_runner.env.unwrapped
+        self._config, self._seed = config, seed
+        self.algorithm = None
+        # RLlib and torch take seconds to start: built while the warm start searches
+        self._building = threading.Thread(target=self._build, daemon=True)
+        self._building.start()
+        if self.warm is None:
+            self._building.join()
+
+    def _build(self) -> None:
+        algorithm = sac_config(self._config, self.search, self._seed).build_algo()
+        env = algorithm.env_runner.env.unwrapped
         envs = [env] if isinstance(env, ProposalEnv) else [e.unwrapped for e in env.envs]
         for e in envs:
-            e.attach(search)
+            e.attach(self.search)
+        self.algorithm = algorithm
 
     def run(self, steps: int) -> None:
         target = self.search.steps + steps
@@ -127,16 +139,20 @@ class SacSearch:
                                  "model_calls": self.search.model_calls,
                                  "steps": self.search.steps}
                 self.warm = None
+        if self.search.steps < target:
+            self._building.join()
         while self.search.steps < target:
             self.algorithm.train()
 
     def state(self) -> dict[str, Any]:
+        self._building.join()
         return {"algorithm": pickle.dumps(self.algorithm.get_state()),
                 "buffer": pickle.dumps(self.algorithm.local_replay_buffer.get_state()),
                 "warm": self.warm.state() if self.warm is not None else None,
                 "handover": self.handover}
 
     def restore(self, state: dict[str, Any]) -> None:
+        self._building.join()
         self.algorithm.set_state(pickle.loads(state["algorithm"]))
         self.algorithm.local_replay_buffer.set_state(pickle.loads(state["buffer"]))
         self.handover = state["handover"]
@@ -146,4 +162,5 @@ class SacSearch:
             self.warm.restore(state["warm"])
 
     def stop(self) -> None:
+        self._building.join()
         self.algorithm.stop()

@@ -18,8 +18,11 @@ from distributed_recourse.recourse.archive import best_entry
 from distributed_recourse.recourse.metrics import GroupTally
 from distributed_recourse.recourse.stopping import Progress
 
-IMPROVEMENT = 1e-9
-"""A best set counts as better when its key rises by more than this."""
+IMPROVEMENT = 0.25
+"""A best set counts as better (for the stop rule) when its key rises by more than this: half
+a percent of the reward's usual scale (50), e.g. 0.005 less Gower of chosen counterfactuals or
+0.0045 more SR. Smaller refinements still replace the best set; they just do not keep a scope
+running."""
 
 
 class StatsHub:

@@ -9,6 +9,7 @@ RunResult from its last checkpoint -> OUTPUT/summary.json, archive.csv, stats.js
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from distributed_recourse.config import RunConfig
@@ -31,9 +32,11 @@ def start_fresh(output: Path) -> None:
 def train(
     config: RunConfig, output: str | Path, address: str | None = None, resume: bool = False,
     callbacks: list | None = None, stage: Stage = None,
+    starting: Callable[[list[str]], None] | None = None,
 ) -> RunResult:
     """Train every scope of the config's fairness level; write and return the RunResult (its
-    `errors` name any scope whose trainer failed; the files hold what finished)."""
+    `errors` name any scope whose trainer failed; the files hold what finished). `stage` hears
+    what it is doing, `starting` the scopes about to train (a console shows them)."""
     output = Path(output).resolve()
     output.mkdir(parents=True, exist_ok=True)
     limit_threads()
@@ -41,7 +44,9 @@ def train(
         start_fresh(output)
     prepared = prepared_for(config, output, stage)
     if stage:
-        stage("starting the scopes' trainers")
+        stage("starting Ray and the scopes' trainers")
+    if starting:
+        starting(prepared.population.scope_names(config.level))
     connect(address)
     storage = config.train.storage or str(output / "tune")
     grid = run_trials(SweepSpec.single(config), prepared, storage, EXPERIMENT, resume, callbacks)
