@@ -186,11 +186,10 @@ class TrainConfig:
     """Stop a scope after this many seconds of training even if its stop rule has not fired."""
     stop_archived: int | None = None
     """Stop a scope once this many distinct successful sets are archived."""
-    steps_per_iteration: int = 200
-    """At most this many steps per scope per round: every round the scopes sync their tallies
-    through the statistics actor, the run reports its progress and the stop rules are checked."""
-    round_s: float = 2.0
-    """...and a round lasts about this long (slow scopes take fewer steps per round)."""
+    steps_per_iteration: int = 128
+    """At most this many steps per scope per round (the first rounds are shorter): every round
+    the scopes sync their tallies through the statistics actor, the run reports its progress
+    and the stop rules are checked."""
     checkpoint_every_s: float = 30.0
     """Seconds between checkpoints of the trainers and the statistics actor (and at the end)."""
     cpus_per_trainer: float | None = None

@@ -61,8 +61,7 @@ HEAD_CPUS = 0.05
 """The trial's own process: it coordinates the rounds and measures the final sets."""
 HUB_CPUS = 0.01
 FIRST_ROUND = 16
-"""Steps of a scope's first round (later rounds follow its pace); short, so that progress
-shows early."""
+"""Steps of a scope's first round; later rounds double up to `steps_per_iteration`."""
 TRAINER, HUB, ARCHIVE, STATS = "trainer", "hub.json", "archive.csv", "stats.json"
 
 
@@ -302,13 +301,12 @@ class Engine:
         return [s for s in self.scopes if status[s]["stopped"] is None]
 
     def round_steps(self, counters: dict[str, Any]) -> int:
-        """A round's steps: about `round_s` seconds' worth at the scope's pace so far (at most
-        `steps_per_iteration`), cut short where a step or model-call budget ends first."""
+        """A round's steps: `FIRST_ROUND` at first (progress shows early), doubling with the
+        steps done up to `steps_per_iteration` (a schedule of steps, not of seconds, so that
+        a run is the same for its seed on any machine), cut short where a step or model-call
+        budget ends first."""
         t = self.config.train
-        steps = min(t.steps_per_iteration, FIRST_ROUND)  # the first round: its pace unknown
-        if counters["train_s"] > 0:
-            pace = counters["steps"] / counters["train_s"]
-            steps = int(np.clip(pace * t.round_s, FIRST_ROUND, t.steps_per_iteration))
+        steps = int(np.clip(counters["steps"], FIRST_ROUND, t.steps_per_iteration))
         if t.env_steps is not None:
             steps = min(steps, t.env_steps - counters["steps"])
         if t.max_model_calls is not None:  # a step asks the model about one action at most
