@@ -152,7 +152,7 @@ class TrialResources:
         """[trial, hub, trainer per scope, shard per scope and shard]."""
         t = config.train
         trainer = {"CPU": self.trainer_cpus(config, n_scopes), **t.resources_per_trainer}
-        shard = {"CPU": 1.0, **t.shard_resources}
+        shard = {"CPU": 1.0, **t.shard_resources}  # shard_resources may set its CPUs
         shards = [dict(shard) for _ in range(n_scopes * t.shards)] if t.shards > 1 else []
         return [{"CPU": HEAD_CPUS}, {"CPU": HUB_CPUS, **t.stats_actor_resources},
                 *(dict(trainer) for _ in range(n_scopes)), *shards]
@@ -207,6 +207,8 @@ class ScopeTrainer:
                                   **search_terms(config))
         self.searcher = make_searcher(config, self.search, seed)
         self.train_s = 0.0
+        self.shard_nodes: list[str] | None = None
+        """The nodes the scope's shard actors run on (none unless it is sharded)."""
 
     def run(self, steps: int, others: dict | None) -> dict[str, Any]:
         """Search `steps` more steps (the other scopes' tally fixed), then report."""
@@ -217,8 +219,11 @@ class ScopeTrainer:
         self.searcher.run(steps)
         self.search.refresh()
         self.train_s += time.perf_counter() - started
+        if self.shard_nodes is None:
+            self.shard_nodes = self.compute.nodes() if hasattr(self.compute, "nodes") else []
         return {**self.search.report(), "train_s": self.train_s,
                 "node_id": ray.get_runtime_context().get_node_id(),
+                "shard_nodes": self.shard_nodes,
                 "handover": getattr(self.searcher, "handover", None)}
 
     def state(self) -> bytes:
@@ -232,9 +237,6 @@ class ScopeTrainer:
                             [np.asarray(e["set"]) for e in archived])
         self.searcher.restore(saved["searcher"])
         self.train_s = saved["train_s"]
-
-    def shard_nodes(self) -> list[str]:
-        return self.compute.nodes() if hasattr(self.compute, "nodes") else []
 
 
 # --------------------------------------------------------------------- the engine
@@ -284,7 +286,9 @@ class Engine:
         seeds = scope_seeds(c.seed, self.scopes)
         shard_first = 2 + len(self.scopes)
         for i, scope in enumerate(self.scopes):
-            shards = [{"num_cpus": 1.0, **in_bundle(self.group, shard_first + i * c.train.shards + k)}
+            shard_cpus = float(c.train.shard_resources.get("CPU", 1.0))
+            shards = [{"num_cpus": shard_cpus,
+                       **in_bundle(self.group, shard_first + i * c.train.shards + k)}
                       for k in range(c.train.shards)] if c.train.shards > 1 else []
             options = {"num_cpus": cpus, **in_bundle(self.group, 2 + i)}
             if self.group is None and c.train.resources_per_trainer:
@@ -359,12 +363,6 @@ class Engine:
 
         return ray.get(self.hub.snapshot.remote())
 
-    def shard_nodes(self) -> dict[str, list[str]]:
-        import ray
-
-        return dict(zip(self.scopes, ray.get([self.trainers[s].shard_nodes.remote()
-                                              for s in self.scopes]), strict=True))
-
     def stop(self) -> None:
         import ray
 
@@ -436,7 +434,7 @@ def summarize(config: RunConfig, prepared: Prepared, snapshot: dict[str, Any], w
             archived=len(archives[name]), steps=steps,
             model_calls=int(c.get("model_calls", 0)), train_s=seconds,
             steps_per_s=steps / seconds if seconds else 0.0, stop_reason=c.get("stopped"),
-            node_id=c.get("node_id"),
+            node_id=c.get("node_id"), shard_nodes=c.get("shard_nodes") or [],
             minimized=minimized[name].to_dict() if name in minimized else None,
             handover=handover_figures(prepared, name, c.get("handover"), space, weights),
         )

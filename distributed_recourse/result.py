@@ -74,6 +74,9 @@ class ScopeResult:
     stop_reason: str | None = None
     error: str | None = None
     node_id: str | None = None
+    """The node the scope's trainer ran on."""
+    shard_nodes: list[str] = field(default_factory=list)
+    """The nodes its shard actors ran on (a sharded scope)."""
     minimized: dict[str, Any] | None = None
     """Before and after the exact minimisation of its actions: features changed, Gower of the
     people flipped, flips, model calls (recourse/minimize.py); None without minimisation."""

@@ -45,7 +45,8 @@ class StatsHub:
         self.archive.setdefault(scope, [])
         self.counters.setdefault(scope, {"steps": 0, "model_calls": 0, "train_s": 0.0,
                                          "improved_at": 0, "key": float("-inf"),
-                                         "stopped": None, "node_id": None})
+                                         "stopped": None, "node_id": None,
+                                         "shard_nodes": []})
 
     def record(self, scope: str, report: dict[str, Any]) -> None:
         """A trainer's report after a round: its best set, new archive entries, counters."""
@@ -59,7 +60,7 @@ class StatsHub:
                 self.archive[scope].append(entry)
         if report["key"] > c["key"] + IMPROVEMENT:
             c["key"], c["improved_at"] = report["key"], report["steps"]
-        for name in ("steps", "model_calls", "train_s", "node_id"):
+        for name in ("steps", "model_calls", "train_s", "node_id", "shard_nodes"):
             c[name] = report[name]
         c["handover"] = report.get("handover")
 

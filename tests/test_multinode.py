@@ -1,8 +1,9 @@
 """A real multi-node Ray cluster on this machine: a head and worker nodes started as separate
-`ray start` processes, each worker offering one `trainer_slot`. `recourse train --address` runs
-in its own process against it (this test process may hold a local Ray of its own), with one
-trainer per worker node; then a worker node and the central statistics actor are killed while
-the trainers run."""
+`ray start` processes, each worker offering one `trainer_slot` and one `shard_slot`. The
+commands run in their own processes against it (this test process may hold a local Ray of its
+own): `recourse train --address` with one trainer per worker node, a sweep whose every trial
+puts its two trainers on distinct nodes at once, a scope sharded over both workers, and a worker
+node killed while the trainers run."""
 
 import contextlib
 import json
@@ -16,9 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).parent.parent
 SLOT = {"trainer_slot": 1}
+WORKER = {**SLOT, "shard_slot": 1}
 
 pytestmark = [pytest.mark.multinode,
               pytest.mark.skipif(sys.platform != "linux", reason="reads node processes from /proc")]
@@ -95,9 +98,9 @@ class LocalCluster:
                                "--include-dashboard=false", f"--ray-client-server-port={free_port()}")
 
     def add_worker(self) -> str:
-        """A worker node with 1 CPU and one trainer slot."""
+        """A worker node with 1 CPU, one trainer slot and one shard slot."""
         return self.start(f"--address={self.address}", "--num-cpus=1",
-                          f"--resources={json.dumps(SLOT)}")
+                          f"--resources={json.dumps(WORKER)}")
 
     def processes(self, group: int) -> set[int]:
         table = process_table()
@@ -146,107 +149,130 @@ def cluster():
             nodes.stop()
 
 
-def train_command(cluster: LocalCluster, tmp_path: Path, env_steps: int) -> list[str]:
-    """`recourse train --address` with tiny.yaml, one trainer per node, trials and checkpoints
-    in a storage folder outside the output."""
-    config = tmp_path / "config.yaml"
-    config.write_text((ROOT / "tune_configs" / "tiny.yaml").read_text().replace(
-        "train: {env_steps: 600,",
-        f"train: {{resources_per_trainer: {json.dumps(SLOT)}, storage: {tmp_path / 'storage'}, "
-        f"env_steps: {env_steps},"))
-    return [sys.executable, "-m", "distributed_recourse.cli", "train", "--config", str(config),
-            "--output", str(tmp_path / "run"), "--address", cluster.address]
+def config_file(tmp_path: Path, **train) -> Path:
+    """tiny.yaml with one trainer per node (0.9 of a worker's CPU: the trial's own process and
+    its hub need a little) and trials and checkpoints in a storage folder outside the output."""
+    spec = yaml.safe_load((ROOT / "tune_configs" / "tiny.yaml").read_text())
+    spec["train"] = {**spec["train"], "resources_per_trainer": SLOT, "cpus_per_trainer": 0.9,
+                     "storage": str(tmp_path / "storage"), **train}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
 
 
-def results(storage: Path) -> dict[str, list[dict]]:
-    """Each trial's reported results, by scope (Tune writes them to storage when it syncs)."""
-    by_scope = {}
-    for path in (storage / "train").glob("SAC_*/result.json"):
-        rows = [json.loads(line) for line in path.read_text().splitlines()]
-        by_scope[rows[0]["recourse"]["scope"]] = rows
-    return by_scope
+def recourse(cluster: LocalCluster, *args: str) -> list[str]:
+    return [sys.executable, "-m", "distributed_recourse.cli", *args, "--address", cluster.address]
 
 
-def archived(stats: dict) -> set[tuple[str, str]]:
-    return {(scope, json.dumps(e["set"])) for scope, entries in stats["archive"].items()
-            for e in entries}
+def records(path: Path) -> list[dict]:
+    lines = path.read_text().splitlines() if path.exists() else []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
 
 
 def test_trainers_run_one_per_worker_node_and_pool_through_the_central_actor(cluster, tmp_path):
     workers = set(cluster.nodes) - {cluster.head}
-    done = subprocess.run(train_command(cluster, tmp_path, 600), env=cluster.env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(recourse(cluster, "train", "--config", str(config_file(tmp_path)),
+                                   "--output", str(tmp_path / "run")),
+                          env=cluster.env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    nodes = {scope: s["node_id"] for scope, s in summary["scopes"].items()}
+    result = json.loads((tmp_path / "run" / "summary.json").read_text())
+    nodes = {scope: s["node_id"] for scope, s in result["scopes"].items()}
     assert set(nodes) == {"cluster-0", "cluster-1"}
     assert set(nodes.values()) == workers  # different nodes, the two workers, not the head
-    for scope, rows in results(tmp_path / "storage").items():
-        assert {r["recourse"]["node_id"] for r in rows} == {nodes[scope]}
     assert not (tmp_path / "run" / "tune").exists()  # Tune used train.storage
-
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
-    assert set(stats["tallies"]) == set(nodes)
-    for scope, tally in stats["tallies"].items():
-        assert sum(tally["people"]) == summary["scopes"][scope]["n"]
-        assert stats["steps"][scope] >= 600 - 20  # synced up to the end of training
-    # every sync returned the other scope's tally: the hybrid reward's population-wide terms
-    assert stats["syncs"] >= 2 * 600 // 20
+    for scope, tally in stats["tallies"].items():  # the hub pooled both scopes' tallies
+        assert sum(tally["people"]) == result["scopes"][scope]["n"]
+        assert stats["counters"][scope]["node_id"] == nodes[scope]
 
 
-def test_a_killed_worker_node_and_a_killed_statistics_actor_lose_nothing(cluster, tmp_path):
-    """Kill a worker node once both trainers have a checkpoint, and the statistics actor: the
-    killed node's trial is retried from its checkpoint on a live worker, the actor restarts on
-    the driver's node and restores its state, the run completes and its archive keeps every
-    set recorded before the faults."""
+def test_every_sweep_trial_trains_its_scopes_on_distinct_nodes_at_once(cluster, tmp_path):
+    base = yaml.safe_load(config_file(tmp_path, env_steps=300).read_text())
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump({"base": base, "max_concurrent": 1,
+                                          "search": {"reward.pd": {"grid": [0.5, 2.0]}}}))
+    done = subprocess.run(recourse(cluster, "tune", "--config", str(sweep_file), "--output",
+                                   str(tmp_path / "sweep")),
+                          env=cluster.env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    workers = set(cluster.nodes) - {cluster.head}
+    trials = sorted((tmp_path / "storage" / "sweep").glob("run_trial_*"))
+    assert len(trials) == 2
+    for trial in trials:
+        rows = records(trial / "result.json")
+        nodes = {scope: s["node_id"] for scope, s in rows[-1]["scopes"].items()}
+        assert set(nodes.values()) == workers  # its two trainers, each on a worker of its own
+        # at once: a round in which both scopes had trained and neither had stopped
+        assert any(all(s["steps"] > 0 and s["stopped"] is None for s in r["scopes"].values())
+                   for r in rows)
+
+
+def test_a_sharded_scope_runs_its_shards_on_both_worker_nodes(cluster, tmp_path):
+    spec = yaml.safe_load(config_file(tmp_path, env_steps=100, cpus_per_trainer=0.4, shards=2,
+                                      shard_resources={"shard_slot": 1, "CPU": 0.4}).read_text())
+    spec["level"] = "group"
+    config = tmp_path / "sharded.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    done = subprocess.run(recourse(cluster, "train", "--config", str(config), "--output",
+                                   str(tmp_path / "run")),
+                          env=cluster.env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    scope = json.loads((tmp_path / "run" / "summary.json").read_text())["scopes"]["all"]
+    workers = set(cluster.nodes) - {cluster.head}
+    assert sorted(scope["shard_nodes"]) == sorted(workers)  # one shard on each worker
+    assert scope["node_id"] in workers and scope["steps"] >= 100
+
+
+def test_a_killed_worker_node_costs_only_the_steps_since_the_last_checkpoint(cluster, tmp_path):
+    """Kill a worker node once the trial has a checkpoint: Tune retries the trial from that
+    checkpoint (trainers and hub together) on the live nodes, the run completes, and the
+    counters and archive go on from what the checkpoint held."""
     storage, run = tmp_path / "storage", tmp_path / "run"
-    victim = sorted(set(cluster.nodes) - {cluster.head})[0]  # each worker runs one trainer
+    victim = sorted(set(cluster.nodes) - {cluster.head})[0]
+    config = config_file(tmp_path, env_steps=1500, checkpoint_every_s=2)
+    spec = yaml.safe_load(config.read_text())
+    spec["search"] = {"patience": 10**6, "stall": 10**6}  # the step budget ends it
+    config.write_text(yaml.safe_dump(spec))
     log = (tmp_path / "train.log").open("w")
-    training = subprocess.Popen(train_command(cluster, tmp_path, 1000), env=cluster.env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    training = subprocess.Popen(recourse(cluster, "train", "--config", str(config), "--output",
+                                         str(run)),
+                                env=cluster.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
-        deadline = time.time() + 180
+        deadline = time.time() + 240
         while True:
-            trials = list((storage / "train").glob("SAC_*"))
-            if len(trials) == 2 and all(list(t.glob("checkpoint_*")) for t in trials) and (
-                    run / "stats.json").exists():
+            trials = list((storage / "train").glob("run_trial_*"))
+            checkpoints = sorted(trials[0].glob("checkpoint_*")) if trials else []
+            if checkpoints and (checkpoints[-1] / "hub.json").exists():
                 break
-            assert training.poll() is None, "training ended before the faults"
-            assert time.time() < deadline, "no checkpoints appeared"
+            assert training.poll() is None, "training ended before the fault"
+            assert time.time() < deadline, "no checkpoint appeared"
             time.sleep(0.5)
-        before = json.loads((run / "stats.json").read_text())
-        hub = cluster.find(cluster.head, "ray::StatsHub")
-        assert hub, "the statistics actor is not on the driver's (head) node"
-
+        saved = json.loads((checkpoints[-1] / "hub.json").read_text())
         cluster.kill(victim)
-        os.kill(hub, signal.SIGKILL)
-        cluster.add_worker()  # a replacement with the lost trainer slot
-        deadline = time.time() + 60
-        while cluster.find(cluster.head, "ray::StatsHub") in (None, hub):
-            assert time.time() < deadline, "the statistics actor did not restart on the head"
-            time.sleep(0.5)
-
-        assert training.wait(timeout=300) == 0, (tmp_path / "train.log").read_text()[-3000:]
+        cluster.add_worker()  # a replacement with the lost slots
+        assert training.wait(timeout=400) == 0, (tmp_path / "train.log").read_text()[-3000:]
     finally:
         if training.poll() is None:
             os.killpg(training.pid, signal.SIGKILL)
         log.close()
 
-    summary = json.loads((run / "summary.json").read_text())
-    assert all(s["env_steps"] >= 1000 and s["error"] is None for s in summary["scopes"].values())
-    history = results(storage)
-    restored = [scope for scope, rows in history.items()
-                if rows[-1]["iterations_since_restore"] < rows[-1]["training_iteration"]]
-    assert len(restored) == 1, "the killed node's trial did not continue from its checkpoint"
-    rows = history[restored[0]]
-    assert rows[0]["recourse"]["node_id"] == victim
-    # it ended on a live worker: the replacement, or the other one once its trainer finished
-    assert rows[-1]["recourse"]["node_id"] in set(cluster.nodes) - {cluster.head}
-    assert summary["scopes"][restored[0]]["node_id"] == rows[-1]["recourse"]["node_id"]
-
-    after = json.loads((run / "stats.json").read_text())
-    assert archived(before) <= archived(after)
-    assert after["syncs"] > before["syncs"]
-    for scope, steps in before["steps"].items():
-        assert after["steps"][scope] >= steps
+    result = json.loads((run / "summary.json").read_text())
+    assert result["errors"] == []
+    assert all(s["steps"] >= 1500 for s in result["scopes"].values())
+    rows = records(trials[0] / "result.json")
+    assert rows[-1]["iterations_since_restore"] < rows[-1]["training_iteration"], \
+        "the trial did not continue from its checkpoint"
+    stats = json.loads((run / "stats.json").read_text())
+    kept = {(scope, json.dumps(e["set"])) for scope, entries in stats["archive"].items()
+            for e in entries}
+    assert {(scope, json.dumps(e["set"])) for scope, entries in saved["archive"].items()
+            for e in entries} <= kept
+    for scope, counters in saved["counters"].items():
+        assert stats["counters"][scope]["model_calls"] >= counters["model_calls"]
