@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from six_people import FEATURES, SumModel, X, problem
+from three_features import FEATURES3, Linear, people
 
-from distributed_recourse.data.schema import FeatureSpec
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.baselines import CoordinateSearch, RandomSearch
 from distributed_recourse.recourse.evaluator import ScopeEvaluator
@@ -164,28 +164,6 @@ def test_restore_continues_from_the_hubs_counters_and_archive():
 
 
 # ---------------------------------------------------------------- the baselines
-FEATURES3 = (FeatureSpec("a", 0, "con", 0.0, 10.0), FeatureSpec("b", 1, "ord", 0.0, 4.0, integer=True),
-             FeatureSpec("c", 2, "cat", 0.0, 2.0, integer=True))
-
-
-class Linear:
-    """Favourable iff a + 2 b + 3 [c = 2] >= 12; counts its calls."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def favourable(self, X_: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        return X_[:, 0] + 2 * X_[:, 1] + 3 * (X_[:, 2] == 2) >= 12
-
-
-def people(n: int = 60) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    X_ = np.column_stack([rng.uniform(0, 10, n), rng.integers(0, 5, n), rng.integers(0, 3, n),
-                          rng.integers(0, 2, n)]).astype(float)
-    return X_[~Linear().favourable(X_)]
-
-
 def baseline_search(model=None, n_actions: int = 3) -> ScopeSearch:
     X3 = people()
     w = RewardWeights(reward="EE-ECR", n_actions=n_actions)
