@@ -9,61 +9,20 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import run_files
 
 from distributed_recourse.cli import main
 from distributed_recourse.config import ConfigError
-from distributed_recourse.engine import no_change_tally, problems, summarize, write_run_files
 from distributed_recourse.population import Prepared, prepare
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
-from distributed_recourse.recourse.archive import archive_entry
 from distributed_recourse.recourse.describe import actions_text
 from distributed_recourse.report import headline, pct, summary_table, write_report
 from distributed_recourse.result import SUMMARY, RunResult
-from distributed_recourse.stats import StatsHub
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FINAL = [{"MMSE": 4.4}, {"FunctionalAssessment": 3.0, "ADL": 2.5}, {"MMSE": 10.0, "ADL": 5.0}, {}]
 WEAKER = [{"MMSE": 4.4}, {}, {}, {}]
-
-
-def archived(prepared, config, space, scope: str, changes: list[dict], step: int) -> dict:
-    """An archive entry as the scope's search stores it, measured on the scope alone."""
-    people = prepared.population.scope(scope)
-    state = np.array([space.from_description(c) for c in changes])
-    outcome = M.evaluate_set(space, people.X, state, prepared.model.favourable)
-    k, w = len(people.group_names), config.reward
-    distinct = space.distinct(state)
-    tally = M.tally(outcome.flipped, people.groups, k, distinct, w.phi)
-    share = M.share_per_action(M.action_effectiveness(outcome.flipped, people.groups, k),
-                               tally.people)
-    active = M.active_actions(w.active_rule, outcome.flipped, share, distinct, w.phi,
-                              w.macro_active)
-    metrics = M.set_metrics(tally, w.effectiveness, active, outcome.gower.mean(axis=1))
-    entry = archive_entry(scope, space, state, metrics, tally, people.group_names, step, 100.0)
-    return {**entry, "model_calls": step - 20}
-
-
-def run_folder(folder, config, prepared, rounds: dict[str, list[tuple[dict, list[dict]]]]):
-    """A train run's files from a hub that recorded `rounds`: per scope, per round, its best
-    set (with `met`) and the sets it archived that round."""
-    hub = StatsHub(config.train.selection)
-    for name, problem in problems(prepared, prepared.population.scope_names(config.level)).items():
-        hub.register(name, no_change_tally(problem, config.reward.n_actions, config.reward.phi))
-    for i in range(max(len(r) for r in rounds.values())):
-        reports = {name: {"best": best, "key": float(i), "entries": entries,
-                          "steps": 300 * (i + 1), "model_calls": 250 * (i + 1),
-                          "train_s": 6.0 * (i + 1), "node_id": None}
-                   for name, scope_rounds in rounds.items() if i < len(scope_rounds)
-                   for best, entries in [scope_rounds[i]]}
-        hub.record_round(reports, 15.0 * (i + 1))
-    for name in rounds:
-        hub.stop(name, "step budget")
-    snapshot = hub.snapshot()
-    prepared.save(folder)
-    result = summarize(config, prepared, snapshot, snapshot["wall_s"])
-    write_run_files(folder, result, snapshot)
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +45,16 @@ def runs(tiny_config, tmp_path_factory):
     population.reachable[unreachable] = False
 
     def entry(scope, changes, step, met=True):
-        return {**archived(prepared, config, space, scope, changes, step), "met": met}
+        return run_files.entry(prepared, config, scope, changes, step, met)
 
     weaker0, final0 = entry("cluster-0", WEAKER, 150), entry("cluster-0", FINAL, 420)
     final1 = entry("cluster-1", FINAL, 300)
     found, empty = tmp_path_factory.mktemp("found"), tmp_path_factory.mktemp("empty")
     results = {
-        "found": run_folder(found, config, prepared, {
+        "found": run_files.run_folder(found, config, prepared, {
             "cluster-0": [(weaker0, [weaker0]), (final0, [final0])],
             "cluster-1": [(final1, [final1]), (final1, [])]}),
-        "empty": run_folder(empty, config, prepared, {
+        "empty": run_files.run_folder(empty, config, prepared, {
             "cluster-0": [(entry("cluster-0", WEAKER, 150, met=False), [])],
             "cluster-1": [(entry("cluster-1", WEAKER, 150, met=False), [])]}),
     }
