@@ -180,6 +180,69 @@ def test_distinct_marks_first_occurrences(space):
     np.testing.assert_array_equal(mask, [True, True, False, True, False])
 
 
+# ------------------------------------------------------------------ proposals from points of [-1, 1]
+# con x on [0, 10] (entries in [-10, 10]), ord k on 1..4 (sentinel 0), cat j on 0..2 (sentinel -1)
+PROPOSED = [FeatureSpec("x", 0, "con", 0.0, 10.0), FeatureSpec("k", 1, "ord", 1.0, 4.0, integer=True),
+            FeatureSpec("j", 2, "cat", 0.0, 2.0, integer=True)]
+
+
+def test_from_unit_by_hand():
+    space = ActionSpace(PROPOSED, 1)
+    # gates: x and j change (above 1 - 2 x 0.6 = -0.2), k does not; values: x at
+    # (0.13 + 1) / 2 of [-10, 10] = +1.3 on the grid of 0.1 steps, j at the top code 2
+    u = np.array([[0.5, -0.5, 1.0, 0.13, 0.9, 1.0]])
+    np.testing.assert_allclose(space.from_unit(u), [[1.3, 0.0, 2.0]])
+    # every gate open; k at the bottom level, x at the grid point nearest -10 + 0.5 x 20 = 0
+    np.testing.assert_allclose(space.from_unit(np.array([1, 1, 1, 0.004, -1, -1.0])),
+                               [[0.0, 1.0, 0.0]])
+    # every gate shut: no change
+    np.testing.assert_array_equal(space.from_unit(-np.ones((2, 6))), [space.no_change()] * 2)
+    # another share and resolution: x at (0.13 + 1) / 2 -> 1.3 on a grid of 2.5 steps -> 2.5
+    np.testing.assert_allclose(space.from_unit(u, keep_share=0.3, resolution=4), [[2.5, 0, 2.0]])
+
+
+def test_from_unit_of_uniform_points_keeps_each_entry_with_its_share():
+    space = ActionSpace(PROPOSED, 1)
+    u = np.random.default_rng(0).uniform(-1, 1, (20_000, 6))
+    actions = space.from_unit(u, keep_share=0.6)
+    changed = actions != space.no_change()
+    # x is changed unless its value lands on 0 (its grid point 0 is "no change")
+    assert changed.mean(axis=0) == pytest.approx([0.6, 0.6, 0.6], abs=0.02)
+    low, high = space.value_bounds()
+    assert (actions >= low).all() and (actions <= high).all()
+    assert set(np.unique(actions[:, 1])) == {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert set(np.unique(actions[:, 2])) == {-1.0, 0.0, 1.0, 2.0}
+    assert actions[changed[:, 0], 0].min() < -9.5 and actions[changed[:, 0], 0].max() > 9.5
+
+
+def test_nudged_moves_from_a_base_on_a_log_scale():
+    space = ActionSpace(PROPOSED, 1)
+    base = np.array([1.25, 0.0, -1.0])
+    # x: +20 x 2^(-8 x 0.5) = +1.25; k: 4 x 2^(-8 x 0.25) = +1 from the sentinel; j: shut
+    moved = space.nudged(base, np.array([1.0, 1.0, -1.0, 0.5, 0.25, 0.9]))
+    np.testing.assert_allclose(moved, [[2.5, 1.0, -1.0]])
+    # v = 0 spans the whole range (clipped); v -> 1 refines to 2^-8 of it, whole numbers move
+    # by at least one level
+    np.testing.assert_allclose(space.nudged(base, np.array([1, 1, 1, 0.0, 1.0, 1.0])),
+                               [[10.0, 1.0, 0.0]])
+    np.testing.assert_allclose(space.nudged(base, np.array([1, -1, -1, -1.0, 0, 0])),
+                               [[1.25 - 20 / 256, 0.0, -1.0]])
+    # a negative v moves down: k from 3 by 4 x 2^-4 = 0.25 -> one level, to 2
+    np.testing.assert_allclose(space.nudged(np.array([0.0, 3.0, 1.0]),
+                                            np.array([-1, 1, -1, 0, -0.5, 0])), [[0.0, 2.0, 1.0]])
+    # batches: one base per row
+    bases = np.array([base, [0.0, 4.0, 2.0]])
+    moved = space.nudged(bases, np.array([[1, -1, -1, 0.5, 0, 0], [-1, 1, 1, 0, -0.25, -0.5]]))
+    np.testing.assert_allclose(moved, [[2.5, 0.0, -1.0], [0.0, 3.0, 1.0]])
+
+
+def test_to_unit_places_actions_on_their_ranges():
+    space = ActionSpace(PROPOSED, 2)
+    actions = np.array([space.no_change(), [10.0, 4.0, 2.0], [-5.0, 2.0, 0.5]])
+    np.testing.assert_allclose(space.to_unit(actions),
+                               [[0.0, -1.0, -1.0], [1.0, 1.0, 1.0], [-0.5, 0.0, 0.0]])
+
+
 # ------------------------------------------------------------------ properties
 N_IMMUTABLE = 2
 

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import run_files
 import yaml
 from sklearn.tree import DecisionTreeClassifier
 
@@ -76,7 +77,7 @@ def test_audit_population_pools_the_scopes():
     spec = FeatureSpec("x0", 0, "con", 0.0, 100.0)
     space = ActionSpace([spec], 2)
     population = Population(np.array([[0.0], [5.0], [8.0], [9.0]]), np.array([0, 1, 0, 1]),
-                            ["a", "b"], np.array([0, 0, 1, 1]), np.arange(4))
+                            ["a", "b"], np.array([0, 0, 1, 1]), np.arange(4), np.ones(4, bool))
     sets = np.array([[[10.0], [5.0]], [[1.0], [2.0]]])
     audit = audit_population(space, CostModel((spec,), (GOWER,)), Inlier(), population,
                              ["cluster-0", "cluster-1"], sets, lambda X: X[:, 0] >= 10,
@@ -247,11 +248,13 @@ def test_the_pooled_micro_measures_equal_aif360_on_the_population(seed=4, phi=0.
 def run(tiny_config, tmp_path_factory):
     """A run folder with hand-chosen sets: the audit reads the level, the sets and prepared/."""
     folder = tmp_path_factory.mktemp("audit") / "run"
-    prepare(tiny_config).save(folder)
+    prepared = prepare(tiny_config)
     sets = {"cluster-0": [[3, 0, 0], [0, 3, 0], [0, 0, 8], [2, 2, 3]],
             "cluster-1": [[5, 0, 0], [0, 5, 0], [0, 0, 10], [0, 0, 10]]}
-    summary = {"level": "hybrid", "scopes": {name: {"set": s} for name, s in sets.items()}}
-    (folder / "summary.json").write_text(json.dumps(summary))
+    best = {name: run_files.entry(prepared, tiny_config, name, s, 100) for name, s in sets.items()}
+    result = run_files.run_folder(folder, tiny_config, prepared,
+                                  {name: [(b, [b])] for name, b in best.items()})
+    assert result.sets == sets
     return folder
 
 

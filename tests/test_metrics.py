@@ -23,10 +23,13 @@ from distributed_recourse.recourse.metrics import (
     effectiveness_within_budget,
     evaluate_set,
     group_action_cost,
+    mean_present,
     mean_recourse_cost,
+    metrics_of,
     person_outcome,
     set_metrics,
     share_per_action,
+    spread,
     tally,
 )
 
@@ -258,6 +261,69 @@ def test_tally_dict_round_trip():
     for key in ("people", "flipped_any", "flipped_best", "effective"):
         np.testing.assert_array_equal(getattr(back, key), getattr(t, key))
     assert back.n_actions == 5
+
+
+# ---------------------------------------------------------------- batches of sets
+def test_spread_and_mean_present_of_one_set_and_of_a_batch():
+    nan = np.nan
+    assert spread(np.array([0.2, 0.9, nan, 0.5])) == pytest.approx(0.7)
+    assert mean_present(np.array([0.2, 0.9, nan, 0.5])) == pytest.approx(1.6 / 3)
+    assert isinstance(spread(np.array([0.2, 0.9])), float)
+    assert isinstance(mean_present(np.array([0.2, 0.9])), float)
+    batch = np.array([[0.2, 0.9, nan, 0.5],  # three present groups
+                      [0.4, nan, nan, nan],  # one: no gap
+                      [nan, nan, nan, nan],  # none: no gap, mean 0
+                      [1.0, 0.0, 0.5, 0.5]])
+    gaps, means = spread(batch), mean_present(batch)
+    assert gaps.shape == means.shape == (4,)
+    np.testing.assert_allclose(gaps, [0.7, 0.0, 0.0, 1.0])
+    np.testing.assert_allclose(means, [1.6 / 3, 0.4, 0.0, 0.5])
+    # each row as it is on its own
+    np.testing.assert_allclose(gaps, [spread(row) for row in batch])
+    np.testing.assert_allclose(means, [mean_present(row) for row in batch])
+
+
+def test_metrics_of_a_batch_of_tallies_is_each_tallys_metrics():
+    # three sets on population A's people (5, 3), one row each: their flipped counts and
+    # effective actions, 5 actions each, with their activity and Gower summed already
+    people = np.array([5, 3])
+    flipped_any = np.array([[5, 2], [3, 3], [0, 0]])
+    flipped_best = np.array([[3, 2], [3, 1], [0, 0]])
+    effective = np.array([[1, 1], [1, 0], [0, 0]])
+    n_active, g_a, g_na = np.array([4, 2, 0]), np.array([0.1375, 0.2, 0.0]), np.array([0.2, 0.1, 0.15])
+    batch = GroupTally(people, flipped_any, flipped_best, effective, 5)
+    for mode in (MICRO, MACRO):
+        m = metrics_of(batch, mode, n_active, 5, g_a, g_na)
+        assert m.effectiveness.shape == m.choice.shape == (3, 2)
+        assert np.shape(m.sr) == np.shape(m.pd) == np.shape(m.ecr_gap) == (3,)
+        for i in range(3):
+            one = metrics_of(GroupTally(people, flipped_any[i], flipped_best[i], effective[i], 5),
+                             mode, int(n_active[i]), 5, float(g_a[i]), float(g_na[i]))
+            np.testing.assert_allclose(m.effectiveness[i], one.effectiveness)
+            np.testing.assert_allclose(m.choice[i], one.choice)
+            assert (m.sr[i], m.pd[i], m.ecr_gap[i]) == pytest.approx((one.sr, one.pd, one.ecr_gap))
+    m = metrics_of(batch, MICRO, n_active, 5, g_a, g_na)
+    # row 0 is test_set_metrics_micro's set: SR 5/6, PD 1/3, a = (0.2, 0.2)
+    assert (m.sr[0], m.pd[0], m.ecr_gap[0]) == pytest.approx((5 / 6, 1 / 3, 0.0))
+    # row 1: micro (3/5, 1), a = (0.2, 0): gap 0.2; row 2: nobody
+    assert (m.sr[1], m.pd[1], m.ecr_gap[1]) == pytest.approx((0.8, 0.4, 0.2))
+    assert (m.sr[2], m.pd[2], m.ecr_gap[2]) == (0.0, 0.0, 0.0)
+    # a batch pooled with another scope's single tally (hybrid fairness) broadcasts
+    other = GroupTally(np.array([1, 1]), np.array([1, 0]), np.array([1, 0]), np.array([1, 0]), 2)
+    pooled = metrics_of(batch + other, MICRO, n_active, 5, g_a, g_na)
+    np.testing.assert_allclose(pooled.effectiveness[0], [6 / 6, 2 / 4])
+    np.testing.assert_allclose(pooled.choice[0], [2 / 7, 1 / 7])
+
+
+def test_an_absent_group_is_left_out_of_every_row_of_a_batch():
+    people = np.array([2, 0, 2])
+    batch = GroupTally(people, np.array([[2, 0, 1], [0, 0, 2]]), np.array([[2, 0, 1], [0, 0, 2]]),
+                       np.array([[1, 0, 0], [0, 0, 1]]), 2)
+    m = metrics_of(batch, MICRO, np.array([1, 1]), 2, np.array([0.1, 0.1]), np.array([0.0, 0.0]))
+    assert np.isnan(m.effectiveness[:, 1]).all()
+    np.testing.assert_allclose(m.sr, [0.75, 0.5])
+    np.testing.assert_allclose(m.pd, [0.5, 1.0])
+    np.testing.assert_allclose(m.ecr_gap, [0.5, 0.5])
 
 
 # ---------------------------------------------------------------- per person

@@ -167,6 +167,7 @@ def test_population_save_load(tmp_path):
     population = Population(
         X=np.arange(12.0).reshape(4, 3), groups=np.array([0, 1, 1, 0]),
         group_names=["a", "b"], clusters=np.array([1, 0, 1, 1]), row_ids=np.array([3, 5, 8, 9]),
+        reachable=np.array([True, False, True, True]), ceiling_exact=False,
     )
     assert population.group_sizes() == {"a": 2, "b": 2}
     assert population.group_sizes(population.clusters == 1) == {"a": 2, "b": 1}
@@ -175,6 +176,12 @@ def test_population_save_load(tmp_path):
     np.testing.assert_array_equal(back.X, population.X)
     np.testing.assert_array_equal(back.row_ids, [3, 5, 8, 9])
     assert back.group_names == ["a", "b"]
+    np.testing.assert_array_equal(back.reachable, [True, False, True, True])
+    assert back.ceiling_exact is False
+    # the ceiling over a mask: b's only person in cluster 0 is unreachable
+    assert back.ceiling(back.clusters == 0)["groups"] == {"a": None, "b": 0.0}
+    assert back.ceiling() == {"SR": 0.75, "PD": 0.5, "exact": False,
+                              "groups": {"a": 1.0, "b": 0.5}}
 
 
 def test_clustering_is_seeded():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from distributed_recourse.config import ConfigError, RunConfig
-from distributed_recourse.recourse.metrics import ECR, MACRO, MICRO, SetMetrics
-from distributed_recourse.recourse.rewards import RewardWeights, is_done, reward
+from distributed_recourse.recourse.metrics import ECR, MACRO, MICRO, GroupTally, SetMetrics, metrics_of
+from distributed_recourse.recourse.rewards import Goal, RewardWeights, gain, is_done, reward
 
 
 def metrics(
@@ -174,3 +174,74 @@ def test_run_config_names_bad_reward_options():
         RunConfig.from_dict({"reward": {"gamma": 0.9}})
     with pytest.raises(ConfigError, match=r"reward: .*'EEC'"):
         RunConfig.from_dict({"reward": {"reward": "EEC"}})
+
+
+# ---------------------------------------------------------------- goals
+def test_the_reference_goal_is_the_rewards_done_condition():
+    assert Goal.reference(RewardWeights(reward="EE")) == Goal(0.75, 0.09, True, False)
+    assert Goal.reference(RewardWeights(reward="ECR")) == Goal(0.75, 0.09, False, True)
+    assert Goal.reference(RewardWeights(reward="EE-ECR", done_sr=0.6, done_pd=0.2)) == \
+        Goal(0.6, 0.2, True, True)
+    for name in ("EE", "ECR", "EE-ECR"):
+        w = RewardWeights(reward=name)
+        assert [Goal.reference(w).met(m) for m in (NOT_DONE, DONE)] == \
+            [is_done(NOT_DONE, w), is_done(DONE, w)]
+    # the default goal of reward() is the reference's; another goal changes done and the bonus
+    w = RewardWeights(reward="EE")
+    assert reward(NOT_DONE, w)[1] is False
+    assert reward(NOT_DONE, w, Goal(0.8, 0.1)) == (pytest.approx(62.5 + 1000), True)
+
+
+def test_goal_from_the_ceiling():
+    goal = Goal.from_ceiling(0.9, 0.05)
+    assert (goal.sr, goal.pd) == pytest.approx((0.98 * 0.9, 0.06))
+    assert (goal.effectiveness, goal.choice) == (True, False)
+    # PD never asked below the floor
+    assert Goal.from_ceiling(1.0, 0.0).pd == pytest.approx(0.02)
+    # a ceiling whose PD is above the reference's 0.09 still gives a goal sets can meet
+    high = Goal.from_ceiling(0.905, 0.167)
+    assert high.pd == pytest.approx(0.177)
+    reachable = metrics([0.98, 0.81], 0.895, 0.17, [0, 0], [0, 0], 0.0, 0, 4, 0.0, 0.0)
+    assert high.met(reachable) and not Goal.reference(RewardWeights(reward="EE")).met(reachable)
+    custom = Goal.from_ceiling(0.8, 0.1, share=0.9, pd_margin=0.05, pd_floor=0.2)
+    assert (custom.sr, custom.pd) == pytest.approx((0.72, 0.2))
+
+
+def test_shortfall_is_the_distance_to_the_goal():
+    goal = Goal(0.9, 0.05)
+    assert goal.shortfall(NOT_DONE) == pytest.approx((0.9 - 0.8) + (0.1 - 0.05))
+    assert goal.shortfall(DONE) == pytest.approx(0.9 - 0.775)  # its PD 0.05 is within
+    assert Goal(0.7, 0.1).shortfall(DONE) == 0.0
+    assert isinstance(goal.shortfall(NOT_DONE), float)
+    # equal choice alone (ECR) has no SR or PD to fall short of
+    assert Goal(0.9, 0.05, effectiveness=False, choice=True).shortfall(NOT_DONE) == 0.0
+
+
+def batch_metrics() -> SetMetrics:
+    """Three sets on (5, 3) people, 4 actions each: micro p (1, 1/3), (1, 0) and (1, 1)."""
+    tally = GroupTally(np.array([5, 3]), np.array([[5, 1], [5, 0], [5, 3]]),
+                       np.array([[4, 1], [5, 0], [5, 3]]), np.array([[2, 0], [1, 0], [1, 1]]), 4)
+    return metrics_of(tally, MICRO, np.array([2, 1, 2]), 4, np.array([0.1, 0.2, 0.3]),
+                      np.array([0.0, 0.05, 0.0]))
+
+
+def test_goals_and_gain_over_a_batch_of_sets():
+    m = batch_metrics()
+    np.testing.assert_allclose(m.sr, [2 / 3, 0.5, 1.0])
+    np.testing.assert_allclose(m.pd, [2 / 3, 1.0, 0.0])
+    goal = Goal(0.6, 0.1)
+    met, short = goal.met(m), goal.shortfall(m)
+    assert met.shape == short.shape == (3,)
+    assert met.tolist() == [False, False, True]
+    np.testing.assert_allclose(short, [2 / 3 - 0.1, 0.1 + 0.9, 0.0])
+    # equal choice: a = (2/4, 0), (1/4, 0), (1/4, 1/4): only the last has it for both groups
+    assert Goal(0.0, 1.0, effectiveness=False, choice=True).met(m).tolist() == [False, False, True]
+    for name in ("EE", "ECR", "EE-ECR"):
+        w = RewardWeights(reward=name)
+        levels = gain(m, w)
+        assert levels.shape == (3,)
+        for i in range(3):
+            row = SetMetrics(m.effectiveness[i], float(m.sr[i]), float(m.pd[i]), m.choice[i],
+                             m.effective[i], float(m.ecr_gap[i]), int(m.n_active[i]), 4,
+                             float(m.gower_active[i]), float(m.gower_nonactive[i]))
+            assert levels[i] == pytest.approx(reward(row, w, Goal(2.0, -1.0))[0])

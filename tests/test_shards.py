@@ -1,47 +1,82 @@
-"""Sharded populations: the same search, with the people split over Ray actors."""
+"""Sharded populations (shards.py): the people split over real Ray actors give exactly what one
+process gives, action by action and through a whole search."""
+
+from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from distributed_recourse.config import RunConfig
-from distributed_recourse.env import RecourseEnv, ScopeProblem
 from distributed_recourse.population import WHOLE, prepare
-from distributed_recourse.recourse.evaluator import ActionCounts
+from distributed_recourse.recourse.actions import ActionSpace
+from distributed_recourse.recourse.baselines import RandomSearch
+from distributed_recourse.recourse.evaluator import LocalOutcomes, ScopeEvaluator
+from distributed_recourse.recourse.rewards import Goal, RewardWeights
+from distributed_recourse.recourse.search import ScopeProblem, ScopeSearch
+from distributed_recourse.shards import ShardedOutcomes
 
 
-def test_action_counts_add_up():
-    a = ActionCounts(np.array([1, 2]), np.array([2, 2]), 0.5)
-    b = ActionCounts(np.array([0, 3]), np.array([1, 4]), 0.25)
-    total = a + b
-    np.testing.assert_array_equal(total.flipped, [1, 5])
-    np.testing.assert_array_equal(total.flipped_any, [3, 6])
-    assert total.gower_sum == 0.75
-
-
-def test_two_shards_give_the_same_search_as_one_process(ray_session):
-    prepared = prepare(RunConfig.from_dict({"dataset": {"name": "alzheimer"},
-                                            "model": {"params": {"n_estimators": 20}}}))
+@pytest.fixture(scope="module")
+def whole(tiny_config):
+    """Every affected person of the tiny Alzheimer config, and its model."""
+    prepared = prepare(tiny_config)
     scope = prepared.population.scope(WHOLE)
-    problem = ScopeProblem(WHOLE, scope.X, scope.groups, scope.group_names,
-                           prepared.model.space.actionable, prepared.model)
-    actions = np.random.default_rng(3).uniform([0, -3], [11, 3], size=(60, 2))
+    return ScopeProblem(WHOLE, scope.X, scope.groups, scope.group_names,
+                        prepared.model.space.actionable, prepared.model)
 
-    def trajectory(shards: int) -> list:
-        env = RecourseEnv({"problem": problem, "shards": shards, "shard_resources": {"CPU": 0},
-                           "weights": {"reward": "EE-ECR"}})
-        env.reset(seed=0)
-        observations, figures, ends = [], [], []
-        for action in actions:
-            obs, reward, done, truncated, info = env.step(action)
-            observations.append(obs)
-            figures.append((reward, info["sr"], info["pd"]))
-            ends.append(done)
-            if done or truncated:
-                env.reset()
-        return np.array(observations), np.array(figures), ends, env.model_calls
 
-    local, sharded = trajectory(1), trajectory(2)
-    np.testing.assert_array_equal(local[0], sharded[0])
+@pytest.fixture
+def shards(ray_session, whole):
+    space = ActionSpace(whole.features, 1)
+    made = []
+
+    def make(X: np.ndarray, k: int = 2) -> ShardedOutcomes:
+        sharded = ShardedOutcomes(X, space, whole.model, [{"num_cpus": 0}] * k)
+        made.append(sharded)
+        return sharded
+
+    yield make
+    for sharded in made:
+        for actor in sharded.actors:
+            ray_session.kill(actor)
+
+
+def test_two_shards_give_the_masks_and_gower_sums_of_one_process(whole, shards):
+    X = whole.X[:-1] if len(whole.X) % 2 == 0 else whole.X  # an odd count: unequal shards
+    space = ActionSpace(whole.features, 1)
+    rng = np.random.default_rng(3)
+    actions = np.vstack([space.no_change(),
+                         space.from_unit(rng.uniform(-1, 1, (40, 2 * space.n_features)))])
+    local_flipped, local_gower = LocalOutcomes(X, space, whole.model.favourable)(actions)
+    sharded = shards(X)
+    flipped, gower = sharded(actions)
+    assert flipped.shape == (41, len(X)) and flipped.dtype == bool
+    np.testing.assert_array_equal(flipped, local_flipped)
     # Gower sums are added in another order across shards: equal to the last bits
-    np.testing.assert_allclose(local[1], sharded[1], rtol=1e-12)
-    assert local[2] == sharded[2]
-    assert local[3] == sharded[3] > 0
+    np.testing.assert_allclose(gower, local_gower, rtol=1e-12)
+    assert 0 < flipped[1:].sum() < flipped[1:].size  # the actions do flip some, not all
+    assert not flipped[0].any() and gower[0] == 0.0  # no change: the affected stay affected
+    nodes = sharded.nodes()
+    assert len(nodes) == 2 and all(isinstance(n, str) and n for n in nodes)
+
+
+def test_a_search_over_shards_is_the_search_in_one_process(whole, shards):
+    w = RewardWeights(reward="EE-ECR", n_actions=3)
+    space = ActionSpace(whole.features, w.n_actions)
+
+    def search(compute) -> ScopeSearch:
+        found = ScopeSearch(whole, ScopeEvaluator(len(whole.X), compute), w,
+                            Goal.from_ceiling(1.0, 0.0), pull=10.0)
+        searcher = RandomSearch(found, seed=11)
+        for _ in range(2):
+            searcher.run(48)
+            found.refresh()
+        return found
+
+    local = search(LocalOutcomes(whole.X, space, whole.model.favourable))
+    sharded = search(shards(whole.X))
+    np.testing.assert_array_equal(sharded.best_actions, local.best_actions)
+    np.testing.assert_array_equal(sharded.pool.masks, local.pool.masks)
+    np.testing.assert_allclose(sharded.pool.gower, local.pool.gower, rtol=1e-12)
+    assert sharded.model_calls == local.model_calls > 0
+    assert [e["set"] for e in sharded.report()["entries"]] == \
+        [e["set"] for e in local.report()["entries"]]

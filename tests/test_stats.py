@@ -1,13 +1,24 @@
-"""The statistics hub (plain Python, no Ray): tallies, pooled terms, the archive, checkpoints."""
+"""The statistics hub (plain Python, no Ray): the one owner of a run's search state. Per scope
+the tally of its best set (pooled by the other scopes under hybrid fairness), the archive, the
+best set and the counters the stop rule reads; snapshots for checkpoints."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+import numpy as np
 import pytest
+from six_people import FEATURES, SumModel, X, problem
+from three_features import FEATURES3, Linear, people
 
-from distributed_recourse import stats as stats_module
+from distributed_recourse.engine import round_figures
+from distributed_recourse.recourse import metrics as M
+from distributed_recourse.recourse.actions import ActionSpace
+from distributed_recourse.recourse.baselines import RandomSearch
+from distributed_recourse.recourse.evaluator import ScopeEvaluator
+from distributed_recourse.recourse.rewards import Goal, RewardWeights
+from distributed_recourse.recourse.search import ScopeProblem, ScopeSearch
+from distributed_recourse.recourse.stopping import BUDGET_STEPS, Progress, StopRule
 from distributed_recourse.stats import StatsHub
 
 
@@ -19,11 +30,20 @@ def tally(people, flipped_any, flipped_best, effective, n_actions=2) -> dict:
 A = tally([3, 3], [1, 0], [1, 0], [0, 0])
 B = tally([2, 4], [2, 1], [1, 1], [1, 0])
 C = tally([5, 0], [4, 0], [3, 0], [2, 0])
+NONE = {name: tally([p, q], [0, 0], [0, 0], [0, 0]) for name, (p, q) in
+        {"a": (3, 3), "b": (2, 4), "c": (5, 0)}.items()}
 
 
-def entry(scope, set_, sr, pd, gower, tally_, reward=0.0) -> dict:
-    return {"scope": scope, "set": set_, "SR": sr, "PD": pd, "gower_active": gower,
-            "tally": tally_, "reward": reward}
+def entry(scope, set_, sr, pd, gower, tally_, met=True, reward=0.0) -> dict:
+    return {"scope": scope, "set": set_, "SR": sr, "PD": pd, "ECR_gap": 0.0, "gower_active": gower,
+            "tally": tally_, "reward": reward, "met": met}
+
+
+def report(best: dict, key: float, steps: int, entries=(), model_calls=None, train_s=1.0) -> dict:
+    """What a scope's trainer reports after a round (ScopeSearch.report + its own figures)."""
+    return {"best": best, "key": key, "entries": list(entries), "steps": steps,
+            "model_calls": steps if model_calls is None else model_calls, "train_s": train_s,
+            "node_id": "node-1"}
 
 
 # archived sets of scope b, each with its own tally
@@ -37,214 +57,255 @@ E3 = entry("b", [[3.0, 0.0]], 0.75, 0.05, 0.15, TB3, reward=40.0)  # 0.7 (ties E
 
 def hub_abc(**kwargs) -> StatsHub:
     hub = StatsHub(**kwargs)
-    hub.register("a", A)
-    hub.register("b", B)
-    hub.register("c", C)
+    for scope in "abc":
+        hub.register(scope, NONE[scope])
     return hub
 
 
-def test_others_sums_the_other_scopes_tallies():
+def recorded_abc() -> StatsHub:
+    """Each scope has reported one round: its best set's tally A, B or C."""
     hub = hub_abc()
+    hub.record_round({"a": report(entry("a", [[0.0]], 1 / 6, 1 / 3, 0.1, A, met=False), 10.0, 100),
+                      "b": report(entry("b", [[1.0, 0.0]], 0.8, 0.1, 0.2, B), 12.0, 80, [E1]),
+                      "c": report(entry("c", [[5.0]], 0.8, 0.0, 0.3, C), 15.0, 120)}, 4.0)
+    return hub
+
+
+# ---------------------------------------------------------------- pooled tallies
+def test_register_seeds_each_scopes_no_change_tally():
+    hub = hub_abc()
+    assert hub.tallies == NONE
+    assert hub.archive == {"a": [], "b": [], "c": []}
+    assert hub.counters["a"] == {"steps": 0, "model_calls": 0, "train_s": 0.0, "improved_at": 0,
+                                 "key": float("-inf"), "stopped": None, "node_id": None}
+    # pooled terms count everyone before any scope reports: b and c's people, nobody flipped
+    assert hub.others("a") == tally([7, 4], [0, 0], [0, 0], [0, 0], 4)
+    # registering again (a restored run's driver) keeps what the hub has
+    hub.record("a", report(entry("a", [[0.0]], 0.1, 0.3, 0.1, A, met=False), 1.0, 10))
+    hub.register("a", NONE["a"])
+    assert hub.tallies["a"] == A and hub.counters["a"]["steps"] == 10
+
+
+def test_others_pools_the_other_scopes_best_set_tallies():
+    hub = recorded_abc()
     # B + C: people (7, 4), any (6, 1), best (4, 1), effective (3, 0), N 4
     assert hub.others("a") == tally([7, 4], [6, 1], [4, 1], [3, 0], 4)
-    # A + C
-    assert hub.others("b") == tally([8, 3], [5, 0], [4, 0], [2, 0], 4)
-    # A + B
-    assert hub.others("c") == tally([5, 7], [3, 1], [2, 1], [1, 0], 4)
-    # a scope the hub does not know pools everyone
-    assert hub.others("z") == tally([10, 7], [7, 1], [5, 1], [3, 0], 6)
-    assert hub.archive == {"a": [], "b": [], "c": []}
+    assert hub.others("b") == tally([8, 3], [5, 0], [4, 0], [2, 0], 4)  # A + C
+    assert hub.others("c") == tally([5, 7], [3, 1], [2, 1], [1, 0], 4)  # A + B
+    assert hub.others_all() == {s: hub.others(s) for s in "abc"}
+    # a scope's tally is its best set's, not that of its best archived set (E1's is TB1)
+    assert hub.tallies["b"] == B
+    # a later round replaces it
+    hub.record("b", report(entry("b", [[2.0, 0.0]], 0.9, 0.3, 0.1, TB2), 20.0, 160))
+    assert hub.others("a") == tally([7, 4], [6, 4], [5, 4], [3, 1], 4)  # TB2 + C
 
 
 def test_others_is_none_without_other_scopes():
     hub = StatsHub()
-    assert hub.others("a") is None
+    assert hub.others("a") is None and hub.others_all() == {}
     hub.register("a", A)
-    assert hub.others("a") is None
-    assert hub.sync("a", A, [], 1) is None
+    assert hub.others("a") is None and hub.others_all() == {"a": None}
 
 
-def test_register_does_not_overwrite_a_synced_tally():
-    hub = StatsHub()
-    hub.register("a", A)
-    hub.sync("a", C, [], 5)
-    hub.register("a", B)
-    assert hub.tallies["a"] == C
-    assert hub.representative("a") == C
+def test_a_scope_that_has_stopped_still_serves_its_tally():
+    hub = recorded_abc()
+    hub.stop("a", "goal met, no better set since step 100")
+    assert hub.status()["a"]["stopped"].startswith("goal met")
+    # b and c go on; a reports no more, and its last best set's tally stays in the pool
+    for rounds in range(3):
+        hub.record_round({"b": report(entry("b", [[2.0, 0.0]], 0.9, 0.3, 0.1, TB2), 20.0 + rounds,
+                                      200 + 100 * rounds),
+                          "c": report(entry("c", [[5.0]], 0.8, 0.0, 0.3, C), 15.0, 220)}, 6.0)
+    assert hub.others("b") == tally([8, 3], [5, 0], [4, 0], [2, 0], 4)  # A + C
+    assert hub.others("c") == tally([5, 7], [3, 4], [3, 4], [1, 1], 4)  # A + TB2
+    assert hub.counters["a"]["steps"] == 100 and hub.counters["b"]["steps"] == 400
+    assert hub.rounds == 4 and hub.wall_s == 6.0
 
 
-def test_sync_records_tally_and_returns_the_others():
+# ---------------------------------------------------------------- counters and progress
+def test_record_keeps_improved_at_only_on_a_real_improvement():
     hub = hub_abc()
-    new_a = tally([3, 3], [3, 2], [2, 2], [1, 1])
-    pooled = hub.sync("a", new_a, [], 10)
-    assert pooled == tally([7, 4], [6, 1], [4, 1], [3, 0], 4)  # B + C
-    assert hub.tallies["a"] == new_a
-    # b now pools with the new tally of a: new_a + C
-    assert hub.sync("b", B, [], 3) == tally([8, 3], [7, 2], [5, 2], [3, 1], 4)
-    assert hub.syncs == 2
-    assert hub.steps == {"a": 10, "b": 3}
-    hub.sync("a", new_a, [], 7)  # steps never go back
-    assert hub.steps["a"] == 10
+    best = entry("a", [[0.0]], 0.5, 0.1, 0.1, A, met=False)
+    hub.record("a", report(best, 10.0, 100))
+    assert hub.counters["a"]["improved_at"] == 100  # the first report improves on -inf
+    hub.record("a", report(best, 10.0, 200))  # the same key
+    hub.record("a", report(best, 10.0 + 1e-12, 300))  # a rounding error
+    hub.record("a", report(best, 9.0, 400))  # lower
+    assert hub.counters["a"]["improved_at"] == 100
+    assert hub.counters["a"]["steps"] == 400
+    hub.record("a", report(best, 10.5, 500))
+    assert hub.counters["a"]["improved_at"] == 500 and hub.counters["a"]["key"] == 10.5
+    hub.record("a", report(best, 10.2, 600))  # a drop does not lower the mark to beat
+    hub.record("a", report(best, 10.4, 700))
+    assert hub.counters["a"]["improved_at"] == 500
 
 
-def test_representative_is_the_best_archived_tally():
-    hub = hub_abc()
-    assert hub.representative("b") == B
-    hub.sync("b", B, [E2], 5)
-    assert hub.representative("b") == TB2
-    hub.sync("b", B, [E1], 6)  # E1 (0.7) beats E2 (0.6)
-    assert hub.representative("b") == TB1
-    # the current tally of b is not what the others pool with once b has archived sets
-    hub.sync("b", tally([2, 4], [0, 0], [0, 0], [0, 0]), [], 7)
-    assert hub.representative("b") == TB1
-    # others(a) = TB1 + C: people (7, 4), any (6, 3), best (5, 3), effective (3, 1)
-    assert hub.others("a") == tally([7, 4], [6, 3], [5, 3], [3, 1], 4)
-    # scopes without archived sets still pool their latest tally
-    assert hub.others("b") == tally([8, 3], [5, 0], [4, 0], [2, 0], 4)
+def test_progress_and_status_read_the_counters():
+    hub = recorded_abc()
+    hub.record("b", report(entry("b", [[1.0, 0.0]], 0.8, 0.1, 0.2, B), 12.0, 180, [E2],
+                           model_calls=150, train_s=3.5))
+    assert hub.progress("b") == Progress(steps=180, model_calls=150, improved_at=80, met=True,
+                                         train_s=3.5, archived=2)
+    assert hub.progress("a").met is False and hub.progress("a").archived == 0
+    status = hub.status()["b"]
+    assert status == {"steps": 180, "model_calls": 150, "train_s": 3.5, "improved_at": 80,
+                      "stopped": None, "node_id": "node-1", "archived": 2, "SR": 0.8, "PD": 0.1,
+                      "ECR_gap": 0.0, "met": True}
+    # the stop rule reads the hub's progress
+    assert StopRule(patience=100, stall=1000).reason(hub.progress("b")) == \
+        "goal met, no better set since step 80"
+    assert StopRule(patience=100, stall=1000, max_steps=180).reason(hub.progress("a")) is None
+    assert StopRule(patience=100, stall=1000, max_steps=100).reason(hub.progress("a")) == \
+        BUDGET_STEPS
 
 
+# ---------------------------------------------------------------- the archive
 def test_duplicate_entries_are_archived_once():
     hub = hub_abc()
-    hub.sync("b", B, [E1, E2], 1)
-    hub.sync("b", B, [E1, dict(E2, reward=99.0)], 2)  # same sets again
+    hub.record("b", report(E2, 1.0, 1, [E1, E2]))
+    hub.record("b", report(E2, 1.0, 2, [E1, dict(E2, reward=99.0)]))  # the same sets again
     assert [e["set"] for e in hub.archive["b"]] == [[[1.0, 0.0]], [[2.0, 0.0]]]
     assert hub.archive["b"][1]["reward"] == 60.0
     # the same set in another scope is another entry
-    hub.sync("a", A, [dict(E1, scope="a")], 1)
+    hub.record("a", report(E1, 1.0, 1, [dict(E1, scope="a")]))
     assert len(hub.archive["a"]) == 1
-    # and a duplicate within one batch counts once
-    hub.sync("c", C, [dict(E3, scope="c"), dict(E3, scope="c")], 1)
+    # and a duplicate within one report counts once
+    hub.record("c", report(E3, 1.0, 1, [dict(E3, scope="c"), dict(E3, scope="c")]))
     assert len(hub.archive["c"]) == 1
 
 
-def test_best_under_sr_minus_pd():
-    hub = hub_abc()
+@pytest.mark.parametrize("selection, expected", [("sr_minus_pd", E3), ("gower", E2)])
+def test_best_under_the_selection_rule(selection, expected):
+    hub = hub_abc(selection=selection)
     assert hub.best("b") is None
-    hub.sync("b", B, [E2], 1)
-    assert hub.best("b")["set"] == E2["set"]
-    hub.sync("b", B, [E1], 2)
-    assert hub.best("b")["set"] == E1["set"]  # 0.7 > 0.6
-    # E3: 0.75 - 0.05 ties 0.8 - 0.1 (both 0.7 after rounding), and its Gower 0.15 < 0.2
-    hub.sync("b", B, [E3], 3)
-    assert hub.best("b")["set"] == E3["set"]
-    assert hub.representative("b") == TB3
+    hub.record("b", report(E2, 1.0, 1, [E1, E2, E3]))
+    # sr_minus_pd: E1 and E3 tie at 0.7, E3 is nearer; gower: E2 is nearest
+    assert hub.best("b")["set"] == expected["set"]
+    assert hub.best("z") is None
 
 
-def test_best_under_gower():
-    hub = hub_abc(selection="gower")
-    hub.sync("b", B, [E1, E2, E3], 1)
-    assert hub.best("b")["set"] == E2["set"]  # lowest Gower 0.1
-    # a tie on Gower goes to higher SR - PD
-    e4 = entry("b", [[4.0, 0.0]], 0.95, 0.0, 0.1, TB1)
-    hub.sync("b", B, [e4], 2)
-    assert hub.best("b")["set"] == [[4.0, 0.0]]
-    assert hub.representative("b") == TB1
-
-
-def test_best_seen_keeps_the_highest_reward():
-    hub = hub_abc()
-    hub.sync("a", A, [], 1, {"set": [[1.0]], "reward": 5.0})
-    hub.sync("a", A, [], 2, {"set": [[2.0]], "reward": 3.0})
-    assert hub.best_seen["a"] == {"set": [[1.0]], "reward": 5.0}
-    hub.sync("a", A, [], 3, None)
-    assert hub.best_seen["a"]["reward"] == 5.0
-    hub.sync("a", A, [], 4, {"set": [[3.0]], "reward": 7.0})
-    assert hub.best_seen["a"] == {"set": [[3.0]], "reward": 7.0}
-    hub.sync("b", B, [], 1, {"set": [[9.0]], "reward": -2.0})
-    assert hub.best_seen["b"]["reward"] == -2.0
-    assert hub.best_seen["a"]["reward"] == 7.0
-
-
-def test_snapshot():
-    hub = hub_abc()
-    hub.sync("b", B, [E1], 4, {"set": [[1.0]], "reward": 5.0})
-    snap = hub.snapshot()
-    assert snap["tallies"] == {"a": A, "b": B, "c": C}
-    assert snap["archive"] == {"a": [], "b": [E1], "c": []}
-    assert snap["steps"] == {"b": 4}
-    assert snap["best_seen"] == {"b": {"set": [[1.0]], "reward": 5.0}}
-    assert snap["syncs"] == 1
-    json.dumps(snap)
-
-
-# ---------------------------------------------------------------- checkpoints
-def test_save_is_atomic_and_restores(tmp_path, monkeypatch):
-    path = tmp_path / "hub" / "stats.json"
-    hub = hub_abc(checkpoint=str(path), save_every_s=3600.0)
-    # the first added entry saves (nothing saved yet); the next within the hour does not
-    hub.sync("b", B, [E1], 10, {"set": [[1.0]], "reward": 5.0})
-    assert len(json.loads(path.read_text())["archive"]["b"]) == 1
-    hub.sync("b", B, [E2], 12, {"set": [[2.0]], "reward": 8.0})
-    assert len(json.loads(path.read_text())["archive"]["b"]) == 1
-
-    # save() writes a partial file and renames it over the checkpoint
-    replaced = []
-    real_replace = stats_module.os.replace
-
-    def replace(src, dst):
-        # at rename time the partial file is complete and the checkpoint still the old one
-        assert json.loads(Path(src).read_text())["archive"]["b"][1]["set"] == E2["set"]
-        assert len(json.loads(Path(dst).read_text())["archive"]["b"]) == 1
-        replaced.append((str(src), str(dst)))
-        real_replace(src, dst)
-
-    monkeypatch.setattr(stats_module.os, "replace", replace)
-    hub.save()
-    monkeypatch.undo()
-    assert replaced == [(str(tmp_path / "hub" / "stats.partial"), str(path))]
-    assert sorted(p.name for p in path.parent.iterdir()) == ["stats.json"]
-
-    restored = StatsHub(checkpoint=str(path))
-    assert restored.tallies == {"a": A, "b": B, "c": C}
-    assert restored.archive == {"a": [], "b": [E1, E2], "c": []}
-    assert restored.steps == {"b": 12}
-    assert restored.best_seen == {"b": {"set": [[2.0]], "reward": 8.0}}
-    assert restored.syncs == 2
-    assert restored.best("b")["set"] == E1["set"]
-    assert restored.others("a") == tally([7, 4], [6, 3], [5, 3], [3, 1], 4)  # TB1 + C
-    # the driver registering again keeps the restored tallies
-    restored.register("a", C)
-    assert restored.tallies["a"] == A
+# ---------------------------------------------------------------- snapshots
+def test_snapshot_round_trips_through_json():
+    hub = recorded_abc()
+    hub.record("b", report(entry("b", [[2.0, 0.0]], 0.9, 0.3, 0.1, TB2), 20.0, 160, [E2, E3]))
+    hub.stop("c", "step budget")
+    saved = json.dumps(hub.snapshot())  # as a checkpoint writes and reads it
+    restored = StatsHub.from_snapshot(json.loads(saved))
+    assert restored.snapshot() == hub.snapshot()
+    assert restored.others_all() == hub.others_all()
+    assert [restored.progress(s) for s in "abc"] == [hub.progress(s) for s in "abc"]
+    assert restored.best("b") == hub.best("b")
+    assert restored.status() == hub.status()
     # entries re-sent after the restart are not archived twice; new ones are
-    restored.sync("b", B, [E1, E2, E3], 13)
-    assert [e["set"] for e in restored.archive["b"]] == [E1["set"], E2["set"], E3["set"]]
-    restored.sync("b", B, [E3], 14)
-    assert len(restored.archive["b"]) == 3
-    # the restored hub saved the new entry (its first save since the start)
-    assert [e["set"] for e in json.loads(path.read_text())["archive"]["b"]] == [
-        E1["set"], E2["set"], E3["set"]]
+    new = entry("b", [[4.0, 0.0]], 0.95, 0.0, 0.1, TB2)
+    restored.record("b", report(E2, 20.0, 170, [E1, E2, E3, new]))
+    assert [e["set"] for e in restored.archive["b"]] == [E1["set"], E2["set"], E3["set"],
+                                                          new["set"]]
+    # the restored counters go on: the mark to beat is the checkpointed key
+    assert restored.counters["b"]["improved_at"] == 160
+    # an actor restores in place
+    actor = StatsHub()
+    actor.restore(json.loads(saved))
+    assert actor.snapshot() == hub.snapshot() and actor.selection == "sr_minus_pd"
+    actor.record("b", report(E2, 20.0, 180, [E3]))
+    assert len(actor.archive["b"]) == 3
 
 
-def test_no_checkpoint_no_file(tmp_path):
-    hub = hub_abc()
-    hub.sync("b", B, [E1], 1)
-    hub.save()  # nothing to write to
-    assert list(tmp_path.iterdir()) == []
-    missing = tmp_path / "none.json"
-    fresh = StatsHub(checkpoint=str(missing))
-    assert fresh.tallies == {} and fresh.archive == {} and fresh.steps == {}
-    assert not missing.exists()
+# ---------------------------------------------------------------- issue 9's hybrid test
+def test_a_hybrid_run_whose_scopes_finish_at_different_times_pools_every_scopes_tally():
+    """The engine's rounds without Ray: each active scope searches with the others' pooled
+    tally fixed, reports to the hub, and stops by its budget (here 100, 250 and 400 steps). A
+    stopped scope keeps serving its tally until the others finish."""
+    X3 = people(90)
+    groups = X3[:, 3].astype(int)
+    members = {"a": np.arange(len(X3)) % 3 == 0, "b": np.arange(len(X3)) % 3 == 1,
+               "c": np.arange(len(X3)) % 3 == 2}
+    w = RewardWeights(reward="EE-ECR", n_actions=2)
+    space = ActionSpace(FEATURES3, 2)
+    searches, searchers = {}, {}
+    hub = StatsHub()
+    for i, (name, mask) in enumerate(members.items()):
+        model = Linear()
+        scope_problem = ScopeProblem(name, X3[mask], groups[mask], ["g0", "g1"], FEATURES3, model)
+        search = ScopeSearch(scope_problem, ScopeEvaluator.local(X3[mask], space, model.favourable), w,
+                             Goal.from_ceiling(1.0, 0.0), hybrid=True, pull=10.0)
+        searches[name], searchers[name] = search, RandomSearch(search, seed=i)
+        hub.register(name, search.report()["best"]["tally"])
+    rules = {"a": StopRule(max_steps=100), "b": StopRule(max_steps=250),
+             "c": StopRule(max_steps=400)}
+    served: list[tuple[set, dict]] = []
+    while True:
+        status = hub.status()
+        active = [s for s in searches if status[s]["stopped"] is None]
+        if not active:
+            break
+        others = hub.others_all()
+        reports = {}
+        for name in active:
+            served.append(({*searches} - {name}, others[name]))
+            searches[name].set_others(M.GroupTally.from_dict(others[name]))
+            searchers[name].run(50)
+            searches[name].refresh()
+            reports[name] = {**searches[name].report(), "train_s": 0.0, "node_id": None}
+        hub.record_round(reports, 0.0)
+        for name in active:
+            reason = rules[name].reason(hub.progress(name))
+            if reason:
+                hub.stop(name, reason)
+    status = hub.status()
+    assert [status[s]["steps"] for s in "abc"] == [100, 250, 400]
+    assert all(status[s]["stopped"] == BUDGET_STEPS for s in "abc")
+    # every scope's tally in the hub is its final best set's own tally, measured from scratch
+    final = {}
+    for name, search in searches.items():
+        flipped = M.evaluate_set(space, X3[members[name]], search.best_actions,
+                                 search.problem.model.favourable).flipped
+        final[name] = M.tally(flipped, groups[members[name]], 2, space.distinct(search.best_actions),
+                              w.phi).to_dict()
+        assert hub.tallies[name] == final[name]
+    # the last rounds, with only c searching, pooled a's and b's tallies: all the people
+    others, c_alone = served[-1]
+    assert others == {"a", "b"}
+    pooled = M.GroupTally.from_dict(final["a"]) + M.GroupTally.from_dict(final["b"])
+    assert c_alone == pooled.to_dict()
+    assert sum(c_alone["people"]) + members["c"].sum() == len(X3)
+    # every round served each scope the pool of all the others, stopped ones included
+    assert all(sum(t["people"]) == len(X3) - sum(members[s].sum() for s in searches if s not in o)
+               for o, t in served)
+    # and the population's figures pool all three
+    figures = round_figures(status, hub.snapshot(), w.effectiveness)
+    everyone = sum((M.GroupTally.from_dict(final[s]) for s in "bc"), M.GroupTally.from_dict(final["a"]))
+    assert figures["SR"] == pytest.approx(M.mean_present(everyone.effectiveness("micro")))
+    assert figures["steps"] == 750
 
 
-def test_sync_without_new_entries_is_checkpointed(tmp_path):
-    """A search that archives nothing still has state worth keeping across a restart: each
-    scope's tally (the pooled terms of hybrid fairness) and its best-reward set (the fallback
-    result). With save_every_s = 0 every sync may save."""
-    path = tmp_path / "stats.json"
-    hub = hub_abc(checkpoint=str(path), save_every_s=0.0)
-    new_a = tally([3, 3], [3, 2], [2, 2], [1, 1])
-    hub.sync("a", new_a, [], 25, {"set": [[1.0]], "reward": 5.0})
-    restored = StatsHub(checkpoint=str(path))
-    assert restored.tallies.get("a") == new_a
-    assert restored.steps == {"a": 25}
-    assert restored.best_seen == {"a": {"set": [[1.0]], "reward": 5.0}}
+@pytest.mark.xfail(strict=True, reason=(
+    "under hybrid fairness a scope's key depends on the others' tally, which changes every "
+    "round: the hub compares keys across rounds, so an improvement made after the others "
+    "lowered the scope's key is not seen (and a rise caused by the others counts as one)"))
+def test_a_hybrid_scope_that_improves_after_the_others_moved_counts_as_improving():
 
-
-@pytest.mark.parametrize("selection", ["sr_minus_pd", "gower"])
-def test_restored_hub_keeps_nothing_but_its_checkpoint(tmp_path, selection):
-    path = tmp_path / "stats.json"
-    hub = hub_abc(checkpoint=str(path), selection=selection, save_every_s=0.0)
-    hub.sync("b", B, [E1, E2], 3)
-    restored = StatsHub(checkpoint=str(path), selection=selection)
-    assert restored.best("b")["set"] == (E1 if selection == "sr_minus_pd" else E2)["set"]
-    assert restored.best("a") is None
+    w = RewardWeights(reward="EE", n_actions=2)
+    model = SumModel()
+    search = ScopeSearch(problem(model=model),
+                         ScopeEvaluator.local(X, ActionSpace(FEATURES, 2), model.favourable), w,
+                         Goal.from_ceiling(1.0, 0.0), hybrid=True, pull=10.0)
+    hub = StatsHub()
+    hub.register("c0", search.report()["best"]["tally"])
+    hub.register("c1", tally([10, 10], [8, 8], [8, 8], [1, 1]))
+    # round 1: the other scope is fair; c0's best is x0 + 1.2, x1 := 3
+    search.set_others(M.GroupTally.from_dict(hub.others("c0")))
+    search.offer(search.evaluate(np.array([[1.2, 0.0], [0.0, 3.0]])))
+    search.steps = 100
+    hub.record("c0", {**search.report(), "train_s": 0.0, "node_id": None})
+    # round 2: the other scope now favours g0 (its key for c0's set falls), and c0 finds a
+    # better set under it (x0 + 3 flips everyone)
+    hub.record("c1", report(entry("c1", [[0.0]], 0.6, 0.8, 0.1, tally([10, 10], [10, 2], [10, 2],
+                                                                     [1, 0])), 1.0, 100))
+    search.set_others(M.GroupTally.from_dict(hub.others("c0")))
+    before = search.key(search.best)
+    search.offer(search.evaluate(np.array([[3.0, 0.0], [1.2, 0.0]])))
+    assert search.key(search.best) > before  # c0 did improve, under the same others
+    search.steps = 200
+    hub.record("c0", {**search.report(), "train_s": 0.0, "node_id": None})
+    assert hub.progress("c0").improved_at == 200
