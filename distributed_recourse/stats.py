@@ -18,12 +18,6 @@ from distributed_recourse.recourse.archive import best_entry
 from distributed_recourse.recourse.metrics import GroupTally
 from distributed_recourse.recourse.stopping import Progress
 
-IMPROVEMENT = 0.25
-"""A best set counts as better (for the stop rule) when its key rises by more than this: half
-a percent of the reward's usual scale (50), e.g. 0.005 less Gower of chosen counterfactuals or
-0.0045 more SR. Smaller refinements still replace the best set; they just do not keep a scope
-running."""
-
 
 class StatsHub:
     def __init__(self, selection: str = "sr_minus_pd") -> None:
@@ -58,11 +52,13 @@ class StatsHub:
             if key not in self._keys:
                 self._keys.add(key)
                 self.archive[scope].append(entry)
-        if report["key"] > c["key"] + IMPROVEMENT:
-            c["key"], c["improved_at"] = report["key"], report["steps"]
-        for name in ("steps", "model_calls", "train_s", "node_id", "shard_nodes"):
+        if report["improved"]:  # judged by the scope, under one tally of the others
+            c["improved_at"] = report["steps"]
+        c["key"] = report["key"]
+        for name in ("steps", "model_calls", "train_s"):
             c[name] = report[name]
-        c["handover"] = report.get("handover")
+        for name in ("node_id", "shard_nodes", "handover"):  # what a trainer adds, if anything
+            c[name] = report.get(name, c.get(name))
 
     def record_round(self, reports: dict[str, dict[str, Any]], wall_s: float) -> None:
         for scope, report in reports.items():

@@ -4,6 +4,7 @@ recorded a few rounds of hand-chosen sets (report and audit tests read it)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +43,14 @@ def entry(prepared: Prepared, config: RunConfig, scope: str, action_set, step: i
 def run_folder(folder: Path, config: RunConfig, prepared: Prepared,
                rounds: dict[str, list[tuple[dict, list[dict]]]]) -> RunResult:
     """The run's files from a hub that recorded `rounds`: per scope, per round of 300 steps,
-    its best set and the sets it archived that round; every scope then stops by its budget."""
+    its best set and the sets it archived that round; every scope then stops by its budget.
+    The sets are reported as they are (no minimisation), so hand-written texts stay true."""
+    config = replace(config, train=replace(config.train, minimize=False))
     hub = StatsHub(config.train.selection)
     for name, problem in problems(prepared, prepared.population.scope_names(config.level)).items():
         hub.register(name, no_change_tally(problem, config.reward.n_actions, config.reward.phi))
     for i in range(max(len(r) for r in rounds.values())):
-        reports = {name: {"best": best, "key": float(i), "entries": entries,
+        reports = {name: {"best": best, "key": float(i), "improved": True, "entries": entries,
                           "steps": 300 * (i + 1), "model_calls": 250 * (i + 1),
                           "train_s": 6.0 * (i + 1), "node_id": None}
                    for name, scope_rounds in rounds.items() if i < len(scope_rounds)

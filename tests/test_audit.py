@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import run_files
-import yaml
 from sklearn.tree import DecisionTreeClassifier
 
 from distributed_recourse.audit import (
@@ -20,7 +19,6 @@ from distributed_recourse.audit import (
     EMR,
     EWB,
     audit_population,
-    audit_run,
     audit_sections,
     facts_measures,
     micro_measures,
@@ -271,18 +269,3 @@ def test_recourse_audit_writes_audit_json(run, capsys):
     assert "written" in capsys.readouterr().out
 
 
-def test_schema_costs_are_fitted_on_the_training_rows_when_the_run_kept_none(run, tmp_path):
-    import shutil
-
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    path = copy / "prepared" / "schema.yaml"
-    schema = yaml.safe_load(path.read_text())
-    for feature in schema["actionable"]:
-        if feature["name"] == "MMSE":
-            feature["cost"] = "percentile"
-    path.write_text(yaml.safe_dump(schema, sort_keys=False))
-    audit = audit_run(copy)
-    assert audit["costs"] == {"FunctionalAssessment": GOWER, "ADL": GOWER, "MMSE": "percentile"}
-    gower = audit_run(run)
-    assert audit["population"]["person"]["mean_cost"] != gower["population"]["person"]["mean_cost"]

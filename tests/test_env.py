@@ -544,10 +544,11 @@ def test_same_seed_same_trajectory():
 
 # ================================================================ the proposal environment
 GATE_X0, GATE_X1, GATE_NONE = [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]
-TO_A = GATE_X0 + [0.5, 0.0]  # x0 + 20 / 2^4 = +1.25
-TO_B = GATE_X1 + [0.0, 0.05]  # x1 from the sentinel 0 to 4 x 2^-0.4 = 3.03 -> 3
-DOWN_X0 = GATE_X0 + [-0.25, 0.0]  # x0 - 20 / 2^2 = -5
-STAY = GATE_NONE + [0.0, 0.0]
+MOVE, JUMP = [-1.0], [1.0]  # the last coordinate: a move of the slot's action, or a fresh one
+TO_A = GATE_X0 + [0.5, 0.0] + MOVE  # x0 + 20 / 2^4 = +1.25
+TO_B = GATE_X1 + [0.0, 0.05] + MOVE  # x1 from the sentinel 0 to 4 x 2^-0.4 = 3.03 -> 3
+DOWN_X0 = GATE_X0 + [-0.25, 0.0] + MOVE  # x0 - 20 / 2^2 = -5
+STAY = GATE_NONE + [0.0, 0.0] + MOVE
 KEY_A = 50 * (1.1 * 0.5 + 1 / 2 - 1 / 3) - 50 * 0.0625
 KEY_AB = 50 * (1.1 * (2 / 3) + 2 / 2 - 0.0) - 50 * (0.0625 + 1 / 6) / 2
 
@@ -567,17 +568,17 @@ def test_proposal_spaces():
     # slot one-hot (N), per group own and pooled effectiveness and choice (3k), the set's
     # actions (N m), the episode's progress (1)
     assert env.single_observation_space.shape == (2 + 3 * 2 + 2 * 2 + 1,)
-    assert env.single_action_space.shape == (4,)
-    assert env.observation_space.shape == (3, 13) and env.action_space.shape == (3, 4)
+    assert env.single_action_space.shape == (5,)  # per feature a gate and a step, and the jump
+    assert env.observation_space.shape == (3, 13) and env.action_space.shape == (3, 5)
     assert env.observation_space.dtype == env.action_space.dtype == np.float32
-    np.testing.assert_array_equal(env.single_action_space.low, [-1.0] * 4)
-    np.testing.assert_array_equal(env.single_action_space.high, [1.0] * 4)
+    np.testing.assert_array_equal(env.single_action_space.low, [-1.0] * 5)
+    np.testing.assert_array_equal(env.single_action_space.high, [1.0] * 5)
     assert env.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
     assert env.episode_length == 4  # 2 N by default
     # the spaces without a problem (the trainer attaches the scope's search later)
     bare = ProposalEnv({"n_features": 3, "n_groups": 4, "weights": {"n_actions": 5}})
     assert bare.single_observation_space.shape == (5 + 12 + 15 + 1,)
-    assert bare.single_action_space.shape == (6,) and bare.num_envs == 1
+    assert bare.single_action_space.shape == (7,) and bare.num_envs == 1
 
 
 def test_proposal_reset_observes_the_searchs_best_set():
@@ -657,7 +658,7 @@ def test_episodes_end_and_restart_at_the_searchs_best_set_on_the_next_step():
     # NEXT_STEP autoreset: the action is ignored (even one that would improve the set), the
     # reward is 0 and the episode starts again at the search's best set
     env.search.offer(env.search.evaluate(np.array([[1.2, 0.0], [0.0, 3.0]])))  # better: Gower
-    obs, r, terminated, truncated, _ = step(env, GATE_X0 + [0.125, 0.0])
+    obs, r, terminated, truncated, _ = step(env, GATE_X0 + [0.125, 0.0] + MOVE)
     assert r.tolist() == [0.0] and terminated.tolist() == [False] and truncated.tolist() == [False]
     np.testing.assert_allclose(env.working[0], [[1.2, 0.0], [0.0, 3.0]])
     assert obs[0][:2].tolist() == [1, 0] and obs[0][-1] == -1.0
@@ -672,7 +673,7 @@ def test_sub_environments_propose_in_one_model_call():
     model = SumModel()
     env = proposal_env(model=model, num_envs=3)
     env.reset()
-    _, r, *_ = step(env, TO_A, DOWN_X0, GATE_X0 + [0.0, 0.0])  # +1.25, -5, +20 (to 10)
+    _, r, *_ = step(env, TO_A, DOWN_X0, GATE_X0 + [0.0, 0.0] + MOVE)  # +1.25, -5, +20 (to 10)
     assert model.calls == 1 and env.search.model_calls == 3 and env.search.steps == 3
     assert model.rows == 3 * 6
     assert r[0] == pytest.approx(KEY_A / 50) and r[1] == 0.0 and r[2] > r[0]
@@ -683,6 +684,16 @@ def test_sub_environments_propose_in_one_model_call():
     assert model.calls == 1
     step(env, TO_A, TO_B, TO_A)  # slot 0 again: A + 1.25 = 2.5 (new), B on [no change] (new)
     assert model.calls == 2 and env.search.model_calls == 5
+
+
+def test_a_jump_proposes_a_fresh_action_instead_of_a_move():
+    env = proposal_env()
+    env.reset()
+    step(env, TO_A)
+    # slot 1 with the jump: the point reads as `from_unit` (gate x0 only, value 0.5 -> 3/4 of
+    # x0's change range [-10, 10] -> +5), not as a move of slot 1's action
+    step(env, [1.0, -1.0, 0.5, 0.0] + JUMP)
+    assert env.search.pool.find(np.array([5.0, 0.0])) is not None
 
 
 def test_proposal_env_hybrid_observes_own_and_pooled_effectiveness():

@@ -234,7 +234,7 @@ def test_slot_scores_every_candidate_as_score_scores_each_set(reward_name, mode,
                 assert_same_tally(tally, want[1])
                 assert value == pytest.approx(want[2], abs=1e-9)
                 assert met == want[3]
-                assert scored.row_key(row) == pytest.approx(objective.key(pool, trial), abs=1e-9)
+                assert float(scored.key[row]) == pytest.approx(objective.key(pool, trial), abs=1e-9)
         # and score itself agrees with the metrics of DESIGN.md from scratch (tally, rules)
         metrics, tally, *_ = objective.score(pool, chosen)
         real = chosen[chosen != NO_CHANGE]
@@ -325,12 +325,10 @@ def test_best_set_never_loses_the_set_it_starts_from():
             pytest.approx(best)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "best_set is a greedy build + one-slot-at-a-time local search: on about 1 random pool in 5 "
-    "it stops at a local optimum, often short of a goal-meeting set of two candidates neither "
-    "of which helps alone; on RandomSearch pools of unseen-dataset scopes (health6, tinyscope) "
-    "2 refreshes in 18 missed a goal-meeting set the pool held"))
-@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("n", [2, pytest.param(3, marks=pytest.mark.xfail(strict=True, reason=(
+    "best_set changes one slot, then two slots at a time while the goal is missed: it finds "
+    "the sets whose two actions only work together, but can still miss a set of three that "
+    "only works together")))])
 def test_best_set_is_the_brute_force_optimum_on_small_random_pools(n):
     rng = np.random.default_rng(n)
     missed = 0

@@ -150,7 +150,8 @@ def test_the_run_result_is_typed_and_read_back_as_written(runs):
         assert len(s.actions) == len(s.set) == config.reward.n_actions
     assert [s.archived for s in result.scopes.values()] == [2, 1]
     assert result.search == "sac/proposal" and result.level == "hybrid"
-    assert result.config == config.to_dict() and result.errors == []
+    as_run = {**config.to_dict(), "train": {**config.to_dict()["train"], "minimize": False}}
+    assert result.config == as_run and result.errors == []
     # the best set seen stands in for a scope that found no successful set
     assert all(not s.met_goal and s.archived == 0 for s in results["empty"].scopes.values())
     assert results["empty"].scopes["cluster-0"].actions[0] == {"MMSE": 4.4}

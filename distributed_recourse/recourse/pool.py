@@ -1,11 +1,12 @@
-"""The candidate pool of a scope and the exact search for the best set of actions in it.
+"""The candidate pool of a scope and the search for the best set of actions in it.
 
 Every search (SAC, random, greedy) proposes actions; each proposed action is evaluated once
 (one model call over the scope's people) and kept here with what it does: who it flips, how
 many of each group, its mean Gower distance. A set of N actions is then a choice of N
 candidates, and its metrics and reward (DESIGN.md sections 3 and 4) follow exactly from the
 stored masks, without another model call. `best_set` builds a set greedily and improves it
-one slot at a time, scoring every candidate for a slot at once.
+one slot at a time, scoring every candidate for a slot at once, then pairs of slots while the
+set misses its goal (a heuristic over exact scores: it can miss the best set a pool holds).
 
 Sets hold candidate indices; `NO_CHANGE` (-1) is the action that changes nothing.
 """
@@ -67,9 +68,10 @@ class CandidatePool:
         return self._index.get(self.key(action))
 
     def add(self, action: np.ndarray, flipped: np.ndarray, distance: np.ndarray,
-            plausible: np.ndarray | None = None) -> int:
+            plausible: np.ndarray | None = None, gower: float | None = None) -> int:
         """Keep an evaluated action (once) with who it flips, what it costs each person and
-        whether each counterfactual is plausible; returns its index."""
+        whether each counterfactual is plausible; returns its index. `gower`: its mean cost
+        when known more precisely than the stored per-person costs (a restored pool)."""
         known = self.find(action)
         if known is not None:
             return known
@@ -82,7 +84,8 @@ class CandidatePool:
         i = self._size
         flipped = np.asarray(flipped, dtype=bool)
         self._actions[i], self._masks[i] = action, flipped
-        self._gower[i], self._distance[i] = float(np.mean(distance)), distance
+        self._gower[i] = float(np.mean(distance)) if gower is None else gower
+        self._distance[i] = distance
         self._plausible[i] = True if plausible is None else plausible
         self._counts[i] = np.bincount(self.groups[flipped], minlength=self.n_groups)
         self._index[self.key(action)] = i
@@ -114,15 +117,16 @@ class CandidatePool:
 
     def state(self) -> dict:
         return {"actions": self.actions, "masks": np.packbits(self.masks, axis=1),
-                "distance": self.distance, "plausible": np.packbits(self.plausible, axis=1)}
+                "distance": self.distance, "plausible": np.packbits(self.plausible, axis=1),
+                "gower": self.gower}
 
     def restore(self, state: dict) -> None:
         n = len(self.groups)
         masks = np.unpackbits(state["masks"], axis=1, count=n).astype(bool)
         plausible = np.unpackbits(state["plausible"], axis=1, count=n).astype(bool)
-        for action, mask, distance, fine in zip(state["actions"], masks, state["distance"],
-                                                plausible, strict=True):
-            self.add(action, mask, distance, fine)
+        for action, mask, distance, fine, gower in zip(
+                state["actions"], masks, state["distance"], plausible, state["gower"], strict=True):
+            self.add(action, mask, distance, fine, float(gower))
 
 
 @dataclass(frozen=True)
@@ -307,15 +311,43 @@ def improve(pool: CandidatePool, objective: SetObjective, chosen: np.ndarray,
     return chosen
 
 
+def improve_pairs(pool: CandidatePool, objective: SetObjective, chosen: np.ndarray,
+                  shortlist: int = 8) -> np.ndarray:
+    """Change two slots at once: for each pair (j, k), each of slot j's `shortlist` best
+    candidates with slot k's best given it. Finds the sets whose two actions only work
+    together (each alone meets no goal), which one slot at a time never reaches."""
+    chosen = np.array(chosen, dtype=np.int64)
+    best_key = objective.key(pool, chosen)
+    N = len(chosen)
+    for j in range(N):
+        for k in range(N):
+            if j == k:
+                continue
+            key = objective.slot(pool, chosen, j).key.copy()
+            key[[int(i) for s, i in enumerate(chosen) if s != j and i != NO_CHANGE]] = -np.inf
+            for first in np.argsort(-key)[:shortlist]:
+                trial = chosen.copy()
+                trial[j] = NO_CHANGE if first == len(pool) else int(first)
+                second, second_key, _ = best_candidate(pool, objective, trial, k)
+                if second_key > best_key + 1e-9:
+                    trial[k] = second
+                    chosen, best_key = trial, second_key
+    return chosen
+
+
 def best_set(pool: CandidatePool, objective: SetObjective, n_actions: int,
              start: np.ndarray | None = None) -> np.ndarray:
     """The best set found in the pool: built greedily (each slot the best given the ones
     before), improved slot by slot, and also improved from `start` (the previous best, as
-    indices into this pool); the better of the two."""
+    indices into this pool); the better of the two; then, while it misses the goal, improved
+    two slots at a time (and slot by slot again)."""
     chosen = np.full(n_actions, NO_CHANGE, dtype=np.int64)
     for j in range(n_actions):
         chosen[j] = best_candidate(pool, objective, chosen, j)[0]
     found = [improve(pool, objective, chosen)]
     if start is not None:
         found.append(improve(pool, objective, start))
-    return max(found, key=lambda c: objective.key(pool, c))
+    best = max(found, key=lambda c: objective.key(pool, c))
+    if n_actions > 1 and not objective.score(pool, best)[3]:
+        best = improve(pool, objective, improve_pairs(pool, objective, best))
+    return best

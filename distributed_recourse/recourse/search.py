@@ -20,6 +20,7 @@ from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.archive import archive_entry
 from distributed_recourse.recourse.pool import NO_CHANGE, CandidatePool, SetObjective, best_set
 from distributed_recourse.recourse.rewards import Goal, RewardWeights
+from distributed_recourse.recourse.stopping import IMPROVEMENT
 
 
 @dataclass
@@ -66,6 +67,8 @@ class ScopeSearch:
         self._unsent: list[dict[str, Any]] = []
         self._archived: set[bytes] = set()
         self._refreshed_at = 0
+        self._reported_key = self.key(self.best)
+        """The best set's key at the last report, under the others' current tally."""
 
     @property
     def model_calls(self) -> int:
@@ -136,8 +139,11 @@ class ScopeSearch:
             self.best = self._indices(self.best_actions)
 
     def set_others(self, tally: M.GroupTally | None) -> None:
-        """The other scopes' pooled tally (hybrid fairness), fixed until the next round."""
+        """The other scopes' pooled tally (hybrid fairness), fixed until the next round. The
+        best set is judged again under it, so that a change of the others is never taken for
+        an improvement (or a loss) of this scope's."""
         self.objective.others = tally
+        self._reported_key = self.key(self.best)
 
     def _indices(self, actions: np.ndarray) -> np.ndarray:
         found = [self.pool.find(a) for a in actions]
@@ -173,9 +179,11 @@ class ScopeSearch:
         metrics, tally, value, met = self.score(self.best)
         extras = self.objective.scored(self.pool, self.best).extras(0)
         entries, self._unsent = self._unsent, []
+        key = self.key(self.best)
+        improved, self._reported_key = key > self._reported_key + IMPROVEMENT, key
         return {"best": {**self.entry(self.best_actions, metrics, tally, value, extras),
                          "met": met},
-                "key": self.key(self.best), "entries": entries,
+                "key": key, "improved": improved, "entries": entries,
                 "steps": self.steps, "model_calls": self.model_calls}
 
     # ----------------------------------------------------------------- checkpoints
@@ -192,3 +200,4 @@ class ScopeSearch:
         self.steps = steps
         self.evaluator.model_calls = model_calls
         self._archived = {self.set_key(actions) for actions in archived}
+        self._reported_key = self.key(self.best)

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+IMPROVEMENT = 0.25
+"""A best set counts as better (for the stop rule) when the search's key rises by more than
+this: half a percent of the reward's usual scale (50), e.g. 0.005 less Gower of chosen
+counterfactuals or 0.0045 more SR. Smaller refinements still replace the best set; they just do
+not keep a scope running."""
 GOAL_MET, STALLED = "goal met, no better set since", "no better set since"
 BUDGET_STEPS, BUDGET_CALLS = "step budget", "model-call budget"
 BUDGET_TIME, BUDGET_ARCHIVE = "time budget", "archive budget"
