@@ -73,7 +73,9 @@ seconds = time.perf_counter() - start
 rate = (search.steps - steps) / seconds
 batch = np.repeat(scope.X, config.sac.num_envs, axis=0)
 bare = seconds_per_call(lambda: alzheimer.model.favourable(batch))
+limit = config.sac.num_envs / bare
 print(f"{name} ({len(scope.X)} people), SAC proposal MDP, {config.sac.num_envs} episodes at "
-      f"once: {rate:5.0f} steps/s (target >= 300), {(search.model_calls - calls) / seconds:5.0f} "
-      f"model calls/s; the model's limit: {config.sac.num_envs / bare:5.0f} steps/s "
-      f"(one call over {len(batch)} rows: {bare * 1e3:.1f} ms), ratio {rate * bare / config.sac.num_envs:.2f}")
+      f"once: {rate:5.0f} steps/s (target >= 300), "
+      f"{(search.model_calls - calls) / seconds:5.0f} model calls/s; the model's limit: "
+      f"{limit:5.0f} steps/s (one call over {len(batch)} rows: {bare * 1e3:.1f} ms), "
+      f"ratio {rate / limit:.2f}")

@@ -160,13 +160,14 @@ class SacSettings:
     alpha_lr: float = 3e-4
     tau: float = 0.005
     gamma: float = 0.99
-    rollout_fragment_length: int = 4
-    """Env steps between gradient updates (the reference's is 1). An update costs about as much
-    as a model call over Adult's 7,391 people: 4 reached fair sets fastest there (see
-    benchmarks/first_fair_set.py); small, cheap scopes do better with 16."""
+    rollout_fragment_length: int = 8
+    """Steps each of the `num_envs` episodes takes between gradient updates (one update per
+    rollout_fragment_length x num_envs steps; the reference updates every step). RLlib's replay
+    sampling and update cost ~50 ms, more than a small scope's steps: 8 x 16 episodes reached
+    416 steps/s on a 50-person scope where 4 x 8 reached 238 (benchmarks/env_step.py)."""
     learning_starts: int = 256
     """Random-policy steps before learning (RLlib's default 1500 wastes short budgets)."""
-    num_envs: int = 8
+    num_envs: int = 16
     """Proposal episodes a trainer steps at once; their proposals share one model call
     (`mdp: reference` steps one environment)."""
     training_intensity: float | None = None

@@ -198,7 +198,10 @@ def test_baselines_are_deterministic_under_a_seed(kind):
 def test_baselines_spend_at_most_one_model_call_per_step(kind):
     model = Linear()
     search, _ = run_baseline(kind, seed=0, model=model)
-    assert search.steps == 300  # exactly the steps asked for
+    if kind is RandomSearch:
+        assert search.steps == 300  # exactly the steps asked for
+    else:  # at most one round of moves (up and down per feature) past them
+        assert 300 <= search.steps <= 300 + 3 * 2 * search.space.n_features  # 3 calls of 100
     assert 0 < search.model_calls <= search.steps
     if kind is RandomSearch:
         # candidates are drawn 16 at a time and asked of the model in one call; most are new
@@ -223,7 +226,7 @@ def test_a_restored_baseline_continues_as_if_never_stopped(kind):
     resumed_searcher.run(100)
     resumed.refresh()
     np.testing.assert_array_equal(resumed.best_actions, whole.best_actions)
-    assert resumed.steps == whole.steps == 200
+    assert resumed.steps == whole.steps >= 200
     assert as_set(resumed.pool.actions) == as_set(whole.pool.actions)
 
 

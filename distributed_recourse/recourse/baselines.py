@@ -9,7 +9,8 @@ difference is how the proposals are chosen.
 - `CoordinateSearch`: hill climbing on a working set, one entry at a time (a pattern search):
   each feature of the slot's action is moved up and down by a step, the best move that
   improves the set is kept, and the step halves when none does; a slot whose steps have
-  shrunk below the grid restarts from a random action.
+  shrunk below the grid restarts from a random action. A call may overrun its steps by one
+  round of moves, so that how the steps are cut into calls never changes the search.
 """
 
 from __future__ import annotations
@@ -90,7 +91,6 @@ class CoordinateSearch:
             if len(moves) == 0:
                 moves = space.from_unit(self.rng.uniform(-1, 1, (1, 2 * space.n_features)),
                                         self.keep_share, self.resolution)
-            moves = moves[: max(1, steps)]
             index = search.evaluate(moves)
             search.steps += len(moves)
             steps -= len(moves)

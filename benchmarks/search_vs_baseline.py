@@ -1,0 +1,64 @@
+"""The learned search beside its yardsticks (DESIGN.md section 8, issue 9): per dataset and
+fairness level, the ceiling (what any feasible change could reach for these people), SAC, and
+each non-learned search (random candidates, coordinate hill climbing) given SAC's model calls
+and, separately, its training time; SR, PD, ECR gap, Gower of chosen counterfactuals, model
+calls and time, all through the same engine, evaluator, pool and final evaluation.
+
+Datasets: adult, alzheimer (shipped) and the unseen ones of benchmarks/unseen.py (credit,
+justice, health6, scale, tinyscope), generated into a temporary folder.
+
+Run: python benchmarks/search_vs_baseline.py [--datasets alzheimer justice health6]
+     [--levels individual hybrid] [--output DIR]
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from common import RunConfig  # noqa: F401 (sets the thread limits first)
+from unseen import config_for
+
+from distributed_recourse.config import RunConfig as Config
+from distributed_recourse.reproduce import LEVELS, compare_levels
+
+SHIPPED = ("adult", "alzheimer")
+UNSEEN = ("credit", "justice", "health6", "scale", "tinyscope")
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--datasets", nargs="+", default=["alzheimer", "justice", "health6",
+                                                      "tinyscope", "credit"])
+parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
+parser.add_argument("--output", default=None)
+args = parser.parse_args()
+
+output = Path(args.output or tempfile.mkdtemp(prefix="search_vs_baseline_"))
+data = output / "unseen"
+tables = []
+for name in args.datasets:
+    config = Config.from_yaml(name) if name in SHIPPED else config_for(name, data)
+    table = compare_levels(config, output / name, tuple(args.levels))
+    tables.append(table.assign(dataset=name))
+    print(f"\n{name}\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+          flush=True)
+everything = pd.concat(tables)
+everything.to_csv(output / "search_vs_baseline.csv", index=False)
+
+# SAC against the best baseline at equal model calls, per row
+rows = []
+for (name, level), group in everything.groupby(["dataset", "level"], sort=False):
+    learned = group[group.budget == "-"].iloc[0]
+    calls = group[group.budget == "equal model calls"]
+    best = calls.sort_values(["SR", "PD"], ascending=[False, True]).iloc[0]
+    rows.append({"dataset": name, "level": level, "ceiling SR": learned["ceiling SR"],
+                 "SAC SR": learned.SR, "best baseline": best.search, "baseline SR": best.SR,
+                 "SAC PD": learned.PD, "baseline PD": best.PD,
+                 "SAC ECR gap": learned.ECR_gap, "baseline ECR gap": best.ECR_gap,
+                 "SAC Gower": learned.gower_chosen, "baseline Gower": best.gower_chosen,
+                 "SAC >= 0.98 ceiling": 0.98 * learned["ceiling SR"] - 1e-9 <= learned.SR,
+                 "SAC ahead or equal": (learned.SR >= best.SR - 1e-9 and learned.PD <= best.PD + 1e-9
+                                        and learned.ECR_gap <= best.ECR_gap + 1e-9
+                                        and learned.gower_chosen <= best.gower_chosen + 1e-9)})
+print("\nSAC against the best baseline at equal model calls\n"
+      + pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+print(f"\nwritten {output / 'search_vs_baseline.csv'}")
