@@ -133,7 +133,9 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
     audit = audit_run(args.run_dir, budget=args.budget, phi=args.phi)
     print(json.dumps(audit["population"], indent=2))
-    print(f"written: {write_audit(args.run_dir, audit)}")
+    written_audit = write_audit(args.run_dir, audit)
+    path = report(args.run_dir)  # the report gains the audit's section
+    print(f"written: {written_audit}, {path}")
 
 
 def cmd_explain(args: argparse.Namespace) -> None:

@@ -606,6 +606,23 @@ def train_report(doc: Document, run: Path) -> None:
     effectiveness_section(doc, result, group_names, plots, config)
     gower_section(doc, again, group_names, plots)
     progress_section(doc, run, result, plots)
+    audit_section(doc, run)
+
+
+def audit_section(doc: Document, run: Path) -> None:
+    """`recourse audit`'s FACTS measures, when the run has been audited."""
+    if not (run / "audit.json").is_file():
+        return
+    from distributed_recourse.audit import audit_sections
+
+    doc.heading("Fairness of recourse, audited")
+    doc.text("FACTS' fairness-of-recourse measures of the final sets (`recourse audit`), per "
+             "group: equal effectiveness, equal choice of recourse, equal effectiveness within "
+             "budget and equal cost of effectiveness, the same figures aif360's FACTS functions "
+             "give for the same lists.")
+    for heading, header, rows in audit_sections(json.loads((run / "audit.json").read_text())):
+        doc.heading(heading, 3)
+        doc.table(header, rows)
 
 
 # --------------------------------------------------------------------- sweeps, reproductions
