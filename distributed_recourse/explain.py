@@ -388,7 +388,7 @@ class FairRecourse(BaseEstimator):
     config: a RunConfig or a YAML path (None: the Adult paper settings); alternatives: how many
     next-best actions to report per person; run_dir: where training writes its run (None: a
     new temporary folder); address: the Ray cluster to join (None: RAY_ADDRESS or a local Ray);
-    verbose: training progress lines."""
+    verbose: show the training's progress (the display `recourse train` shows)."""
 
     def __init__(
         self, config: RunConfig | str | Path | None = None, alternatives: int = 2,
@@ -418,7 +418,15 @@ class FairRecourse(BaseEstimator):
             tempfile.mkdtemp(prefix="fair-recourse-"))
         if X is not None:
             prepare(config, frame_dataset(config, X, y)).save(run)
-        self.result_ = train(config, run, address=self.address)
+        if self.verbose:  # the progress `recourse train` shows, Ray's own output left as it is
+            from distributed_recourse.console import RunConsole
+
+            with RunConsole(run, "fit", verbose=True) as console:
+                self.result_ = train(config, run, address=self.address, stage=console.stage,
+                                     starting=console.starting,
+                                     callbacks=[console.train_callback()])
+        else:
+            self.result_ = train(config, run, address=self.address)
         self.run_dir_ = run
         self.explainer_ = Explainer.from_run(run)
         return self
