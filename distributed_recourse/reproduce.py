@@ -123,14 +123,17 @@ def results_table(outcomes: dict[str, RunResult], grid: dict[str, dict[str, Any]
 # --------------------------------------------------------------------- the yardsticks
 def baseline_experiments(learned: dict[str, RunResult]) -> dict[str, dict[str, Any]]:
     """Per level and baseline, the learned run's budget: its model calls (the most any of its
-    scopes used) or its training time (the longest of its scopes'); the baseline runs to it."""
+    scopes used) or its training time (the longest of its scopes'); the baseline runs to it,
+    or to 4 times the learned run's steps, where a small action space is spent before its
+    model calls are (every proposal then repeats an action already asked about)."""
     experiments = {}
     for level, result in learned.items():
         calls = max(s.model_calls for s in result.scopes.values())
         seconds = max(s.train_s for s in result.scopes.values())
+        steps = 4 * max(max(s.steps for s in result.scopes.values()), calls)
         for kind in BASELINES:
             common = {"level": level, "search.kind": kind, "search.patience": UNBOUNDED,
-                      "search.stall": UNBOUNDED, "train.env_steps": None}
+                      "search.stall": UNBOUNDED, "train.env_steps": steps}
             experiments[f"{level} {kind} calls"] = {**common, "train.max_model_calls": calls}
             experiments[f"{level} {kind} time"] = {**common, "train.time_budget_s": seconds}
     return experiments
