@@ -14,7 +14,8 @@ Output folder:
                     [S, E) of input file F (job.json order) that passed validation
     rejected/       the same names: rows of that range that failed validation, their values as
                     text and the `reason`
-    manifest.json   written last: rows read = written + rejected, rows per status
+    manifest.json   written last: rows read = written + rejected, rows per status, rows per
+                    Ray node that explained them
 
 Exactly once: a part is written under a hidden temporary name and renamed; its rejected part
 first, its data part last, so the data part's rename commits the range. A rerun after a crash
@@ -59,6 +60,10 @@ RAW = "raw:"
 """Prefix, between the actors and the sink, of a rejected row's input values as text."""
 SOURCE, ROW = "source", "row"
 """Output columns naming a row's input file (relative to the input) and its row there (from 0)."""
+NODE = "node"
+"""Column, between the actors and the sink, of the Ray node that explained the row; each part
+keeps its rows per node in its Parquet metadata (`EXPLAINED_BY`), the manifest adds them up."""
+EXPLAINED_BY = b"recourse.explained_by"
 STORE_BYTES = 256 * 2**20
 """Object store the pipeline's blocks may hold at once: reading outpaces explaining, and Ray
 Data's default budget (half the object store, GBs) would let it queue that much ahead. A few
@@ -217,7 +222,7 @@ class InputFiles(Datasource):
         for batch in batches:
             for lo, hi in pending_slices(offset, len(batch), pending):
                 part = pa.Table.from_batches([batch.slice(lo - offset, hi - lo)])
-                part = part.append_column(SOURCE, pa.array([file.source] * (hi - lo), pa.string()))
+                part = part.append_column(SOURCE, pa.repeat(file.source, hi - lo))
                 yield part.append_column(ROW, pa.array(np.arange(lo, hi), pa.int64()))
             offset += len(batch)
 
@@ -243,32 +248,43 @@ def output_schema(explainer: Explainer, alternatives: int) -> pa.Schema:
               *((c, feature_type(explainer, c)) for c in space.columns),
               ("scope", pa.string()), ("group", pa.string()), ("status", pa.string()),
               ("reason", pa.string()), ("flipped", pa.bool_()), ("action", pa.int64()),
+              ("action_text", pa.string()),
               *((CF + name, feature_type(explainer, name)) for name in explainer.actions.names),
               ("gower", pa.float64()), ("sparsity", pa.int64())]
     for i in range(1, 1 + alternatives):
-        fields += [(f"alternative_{i}", pa.int64()), (f"alternative_{i}_gower", pa.float64())]
+        fields += [(f"alternative_{i}", pa.int64()), (f"alternative_{i}_text", pa.string()),
+                   (f"alternative_{i}_gower", pa.float64())]
     fields += [(RAW + c, pa.string()) for c in space.columns]
-    return pa.schema(fields)
+    return pa.schema([*fields, (NODE, pa.string())])
 
 
 class ExplainBatches:
-    """Ray Data actor (`map_batches`): keeps one explainer for all its batches."""
+    """Ray Data actor (`map_batches`): keeps one explainer for all its batches, and says which
+    node explained each row (the `NODE` column, which the driver moves into the manifest)."""
 
     def __init__(self, explainer: Explainer, alternatives: int) -> None:
+        import ray
+
         self.explainer = explainer
         self.alternatives = alternatives
         self.schema = output_schema(explainer, alternatives)
+        self.explained = pa.schema([f for f in self.schema if f.name not in (SOURCE, ROW, NODE)
+                                    and not f.name.startswith(RAW)])
+        self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: pd.DataFrame) -> pa.Table:
-        explained = self.explainer.explain(batch, self.alternatives)
-        explained.insert(0, SOURCE, batch[SOURCE])
-        explained.insert(1, ROW, batch[ROW])
-        rejected = np.flatnonzero(explained["reason"].notna().to_numpy())
+        n = len(batch)
+        explained = pa.Table.from_pandas(self.explainer.explain(batch, self.alternatives),
+                                         schema=self.explained, preserve_index=False)
+        rejected = np.flatnonzero(pc.is_valid(explained["reason"]).to_numpy())
+        columns = {SOURCE: pa.array(batch[SOURCE], pa.string()), ROW: pa.array(batch[ROW], pa.int64()),
+                   **{name: explained[name] for name in explained.column_names}}
         for column in self.explainer.space.columns:
-            text = np.full(len(batch), None, dtype=object)
+            text = np.full(n, None, dtype=object)
             text[rejected] = [None if pd.isna(v) else str(v) for v in batch[column].iloc[rejected]]
-            explained[RAW + column] = text
-        return pa.Table.from_pandas(explained, schema=self.schema, preserve_index=False)
+            columns[RAW + column] = pa.array(text, pa.string()) if len(rejected) else pa.nulls(n, pa.string())
+        columns[NODE] = pa.repeat(self.node, n)
+        return pa.Table.from_pydict(columns, schema=self.schema)
 
 
 # --------------------------------------------------------------------- committing
@@ -286,26 +302,33 @@ def atomic_parquet(table: pa.Table, path: Path) -> None:
 def consecutive_runs(table: pa.Table) -> Iterator[tuple[str, int, int, pa.Table]]:
     """(source, first row, stop row, rows) of each run of consecutive rows of one input file."""
     table = table.sort_by([(SOURCE, "ascending"), (ROW, "ascending")])
-    sources = np.asarray(table[SOURCE].to_pylist(), dtype=object)
+    encoded = table[SOURCE].combine_chunks().dictionary_encode()
+    sources, names = encoded.indices.to_numpy(), encoded.dictionary.to_pylist()
     rows = table[ROW].to_numpy()
     breaks = np.flatnonzero((sources[1:] != sources[:-1]) | (rows[1:] != rows[:-1] + 1)) + 1
     for start, stop in zip([0, *breaks], [*breaks, len(table)], strict=True):
-        yield sources[start], int(rows[start]), int(rows[stop - 1]) + 1, table.slice(start, stop - start)
+        yield (names[sources[start]], int(rows[start]), int(rows[stop - 1]) + 1,
+               table.slice(start, stop - start))
 
 
 def commit(table: pa.Table, output: Path, files: dict[str, int], columns: list[str]) -> None:
     """Commit each run of consecutive rows of an input file in an explained block: its rejected
-    rows, then its explained rows (the commit point; written even when empty)."""
+    rows, then its explained rows (the commit point; written even when empty, and carrying in
+    its metadata how many of the range's rows each node explained)."""
     raw = [RAW + c for c in columns]
     for source, start, stop, rows in consecutive_runs(table):
         name = part_name(files[source], start, stop)
+        nodes = {str(count["values"]): int(count["counts"])
+                 for count in pc.value_counts(rows[NODE].combine_chunks()).to_pylist()}
+        rows = rows.drop_columns([NODE])
         is_rejected = pc.is_valid(rows["reason"])
         rejected = rows.filter(is_rejected)
         if len(rejected):
             atomic_parquet(rejected.select([SOURCE, ROW, "reason", *raw])
                            .rename_columns([SOURCE, ROW, "reason", *columns]),
                            output / "rejected" / name)
-        atomic_parquet(rows.filter(pc.invert(is_rejected)).drop_columns(["reason", *raw]),
+        data = rows.filter(pc.invert(is_rejected)).drop_columns(["reason", *raw])
+        atomic_parquet(data.replace_schema_metadata({EXPLAINED_BY: json.dumps(nodes)}),
                        output / "data" / name)
 
 
@@ -427,7 +450,12 @@ def summarize(output: Path, files: list[InputFile], run: str | Path, input: str 
                                f"{file.rows} rows exactly once: {ranges}")
     data = sorted((output / "data").glob("part-*.parquet"))
     rejected = sorted((output / "rejected").glob("part-*.parquet"))
-    written = sum(pq.read_metadata(p).num_rows for p in data)
+    metadata = [pq.read_metadata(p) for p in data]
+    written = sum(meta.num_rows for meta in metadata)
+    nodes: dict[str, int] = {}
+    for meta in metadata:
+        for node, rows in json.loads((meta.metadata or {}).get(EXPLAINED_BY, b"{}")).items():
+            nodes[node] = nodes.get(node, 0) + rows
     refused = sum(pq.read_metadata(p).num_rows for p in rejected)
     read = sum(f.rows for f in files)
     if read != written + refused:
@@ -440,6 +468,7 @@ def summarize(output: Path, files: list[InputFile], run: str | Path, input: str 
         "run": str(run), "input": str(input), "output": str(output),
         "rows_read": read, "rows_written": written, "rows_rejected": refused,
         "status": counts,
+        "nodes": nodes,
         "files": {"inputs": len(files), "data": len(data), "rejected": len(rejected)},
         "rows_this_run": this_run,
         "seconds": round(seconds, 3),
