@@ -274,11 +274,10 @@ class ExplainBatches:
 
     def __call__(self, batch: pd.DataFrame) -> pa.Table:
         n = len(batch)
-        explained = pa.Table.from_pandas(self.explainer.explain(batch, self.alternatives),
-                                         schema=self.explained, preserve_index=False)
-        rejected = np.flatnonzero(pc.is_valid(explained["reason"]).to_numpy())
+        explained = self.explainer.explained(batch, self.alternatives)
+        rejected = np.flatnonzero(explained["reason"] != None)  # noqa: E711 (elementwise)
         columns = {SOURCE: pa.array(batch[SOURCE], pa.string()), ROW: pa.array(batch[ROW], pa.int64()),
-                   **{name: explained[name] for name in explained.column_names}}
+                   **{f.name: pa.array(explained[f.name], f.type, from_pandas=True) for f in self.explained}}
         for column in self.explainer.space.columns:
             text = np.full(n, None, dtype=object)
             text[rejected] = [None if pd.isna(v) else str(v) for v in batch[column].iloc[rejected]]

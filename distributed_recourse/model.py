@@ -96,8 +96,9 @@ class BlackBox:
         predicted = self.estimator.predict(self._inputs(X))
         if self.input == "matrix" and self.favourable_output == 1:
             return np.asarray(predicted) == 1
+        codes, outputs = pd.factorize(pd.Series(predicted))  # each distinct output looked up once
         wanted = value_key(self.favourable_output)
-        return pd.Series(predicted).map(value_key).to_numpy() == wanted
+        return np.array([value_key(output) == wanted for output in outputs] + [False])[codes]
 
     __call__ = favourable  # the model is the recourse math's `favourable(X)` callable
 
@@ -134,15 +135,31 @@ class ForestVote:
     the settled ones leave the vote. A row still within the margin after every tree (a near-tie) is
     asked of the forest itself, so even the tie rule is scikit-learn's. On Adult's forest a row
     needs about 62% of the trees. Also faster per tree than the forest's own `predict`: no
-    per-tree dispatch, and each tree's leaves reduced to their lead once."""
+    per-tree dispatch, and each tree's leaves reduced to their lead once. A few rows (a
+    request to the HTTP service) walk every tree at once instead, level by level in numpy,
+    which costs a fifth of one call per tree."""
 
     MARGIN = 1e-9
+    FEW = 16
+    """Up to this many rows, every tree at once."""
 
     def __init__(self, forest: RandomForestClassifier) -> None:
         self.forest = forest
         self.trees = [tree.tree_ for tree in forest.estimators_]
         self.leads = [tree.value[:, 0, 1] - tree.value[:, 0, 0] for tree in self.trees]
         self.step = max(1, len(self.trees) // 20)
+        # every tree's nodes in one array (a tree's children offset by where its nodes start)
+        starts = np.cumsum([0, *(tree.node_count for tree in self.trees)])
+        self.roots = starts[:-1]
+        left, right = (np.concatenate([np.where(getattr(t, side) < 0, -1, getattr(t, side) + start)
+                                       for t, start in zip(self.trees, self.roots, strict=True)])
+                       for side in ("children_left", "children_right"))
+        self.left, self.right = left, right
+        self.feature = np.concatenate([np.maximum(tree.feature, 0) for tree in self.trees])
+        self.threshold = np.concatenate([tree.threshold for tree in self.trees])
+        self.missing_left = np.concatenate([tree.missing_go_to_left for tree in self.trees]).astype(bool)
+        self.lead = np.concatenate(self.leads)
+        self.depth = max(tree.max_depth for tree in self.trees)
 
     @classmethod
     def of(cls, estimator) -> ForestVote | None:
@@ -172,6 +189,8 @@ class ForestVote:
         n, trees, step = len(X32), len(self.trees), self.step
         if not n:
             return np.zeros(0, dtype=bool), 0
+        if n <= self.FEW:
+            return self.vote_few(X32), n * trees
         lead = np.zeros(n)
         first = trees // 2  # no row is settled before half the trees voted
         for tree, leads in zip(self.trees[:first], self.leads[:first], strict=True):
@@ -195,6 +214,23 @@ class ForestVote:
             favoured[rows] = self.forest.predict(X32) == 1
             voted += len(rows) * trees
         return favoured, voted
+
+    def vote_few(self, X32: np.ndarray) -> np.ndarray:
+        """Every tree at once, a level per step: each row's node in each tree moves to the child
+        the tree's own test picks (a missing value goes where the tree sends it)."""
+        node = np.repeat(self.roots[None], len(X32), axis=0)
+        row = np.arange(len(X32))[:, None]
+        for _ in range(self.depth):
+            left = self.left[node]
+            value = X32[row, self.feature[node]]
+            go_left = (value <= self.threshold[node]) | (np.isnan(value) & self.missing_left[node])
+            node = np.where(left < 0, node, np.where(go_left, left, self.right[node]))
+        lead = self.lead[node].sum(axis=1)
+        favoured = lead > self.MARGIN
+        tied = np.abs(lead) <= self.MARGIN
+        if tied.any():
+            favoured[tied] = self.forest.predict(X32[tied]) == 1
+        return favoured
 
 
 def train_model(

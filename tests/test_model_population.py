@@ -227,13 +227,21 @@ def test_forest_vote_stops_early_yet_agrees_with_sklearn_on_impure_leaves_and_ti
     expected = ties.predict(X) == 1
     assert (np.abs(lead) < 1e-9).sum() > 100 and ((lead > 0) != expected).sum() > 10  # a naive vote errs
     np.testing.assert_array_equal(ForestVote.of(ties).favourable(X)[0], expected)
+    few = np.flatnonzero((np.abs(lead) < 1e-9) & expected)[:5].tolist() + [0, 1, 2]  # one walk
+    np.testing.assert_array_equal(ForestVote.of(ties).favourable(X[few])[0], expected[few])
 
     trained = forest(40, lambda p1: np.round(p1 * 10) / 10)
+    for tree in trained.estimators_:  # thresholds on a grid that the values below meet
+        tree.tree_.threshold[:] = np.round(tree.tree_.threshold * 2) / 2
+    X = np.round(X * 2) / 2
     expected = trained.predict(X) == 1
     vote = ForestVote.of(trained)
     favoured, work = vote.favourable(X)
     np.testing.assert_array_equal(favoured, expected)
     assert 0.5 * len(X) < work < 0.8 * len(X)  # in whole-forest rows: most rows stopped early
+    for rows in (slice(0, 1), slice(5, 12), slice(0, ForestVote.FEW)):  # every tree at once
+        np.testing.assert_array_equal(vote.favourable(X[rows])[0], expected[rows])
+        assert vote.favourable(X[rows])[1] == len(X[rows])
     with ThreadPoolExecutor(3) as pool:
         np.testing.assert_array_equal(vote.favourable(X, pool, 3)[0], expected)
         assert vote.favourable(X, pool, 3)[1] == work
