@@ -26,3 +26,20 @@ def tiny_config():
     from distributed_recourse.config import RunConfig
 
     return RunConfig.from_yaml(Path(__file__).parent.parent / "tune_configs" / "tiny.yaml")
+
+
+@pytest.fixture(scope="session")
+def hand_run(tiny_config, tmp_path_factory):
+    """A run folder of the tiny config (Alzheimer) with hand-chosen sets, which is all that
+    explaining reads of a run besides its prepared population: no training needed."""
+    import json
+
+    from distributed_recourse.population import prepare
+
+    folder = tmp_path_factory.mktemp("hand") / "run"
+    prepare(tiny_config).save(folder)
+    sets = {"cluster-0": [[3, 0, 0], [0, 3, 0], [0, 0, 8], [2, 2, 3]],
+            "cluster-1": [[5, 0, 0], [0, 5, 0], [0, 0, 10], [0, 0, 10]]}
+    summary = {"level": "hybrid", "scopes": {name: {"set": s} for name, s in sets.items()}}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder

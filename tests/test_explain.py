@@ -383,15 +383,8 @@ def test_fair_recourse_save_load_round_trip(fitted, tmp_path):
 
 # --------------------------------------------------------------------- the batch pipeline
 @pytest.fixture(scope="module")
-def run(tiny_config, tmp_path_factory):
-    """A run folder with hand-chosen sets: the pipeline reads only the level and the sets."""
-    folder = tmp_path_factory.mktemp("batch") / "run"
-    prepare(tiny_config).save(folder)
-    sets = {"cluster-0": [[3, 0, 0], [0, 3, 0], [0, 0, 8], [2, 2, 3]],
-            "cluster-1": [[5, 0, 0], [0, 5, 0], [0, 0, 10], [0, 0, 10]]}
-    summary = {"level": "hybrid", "scopes": {name: {"set": s} for name, s in sets.items()}}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return folder
+def run(hand_run):
+    return hand_run
 
 
 BAD = {("a.parquet", 5): "MMSE: missing", ("a.parquet", 7): "MMSE: 45.0 is outside its bounds, expected "
