@@ -409,21 +409,26 @@ def explain_batch(
 
             ray = connect(address)
             blocks = -(-todo // block_rows)
-            workers = max(1, min(blocks, int(ray.cluster_resources().get("CPU", 1))))
-            # An explaining actor per CPU (fewer for fewer blocks), each owning 3/4 of one;
-            # reading costs little beside the model: one task at a time (a worker process costs
-            # ~200 MB), in the remaining quarters. This process commits the explained blocks as
-            # they stream in (no write worker, and OUT need only exist here). Blocks of
-            # `block_rows` rows (Ray Data merges a read task's output, and would split it to
-            # reach 200 blocks): a forest predicts a row 20% slower in calls of 5,000 rows than
-            # of 20,000 (13 us on Adult; 11.4 at 50,000, but then each actor and this process
-            # hold ~50 MB more).
+            offered = ray.cluster_resources()
+            workers = min(blocks, int(offered.get("CPU", 1)), *(
+                int(offered.get(name, 0) // amount) for name, amount in (worker_resources or {}).items()
+                if amount > 0))
+            if workers < 1:
+                raise ConfigError(f"no node offers a CPU and the --worker-resources {worker_resources} "
+                                  f"an explaining worker asks for (the cluster offers {offered})")
+            # An explaining actor per CPU (fewer for fewer blocks), each owning one. Reading
+            # costs little beside the model (0.4 CPU-s per million Adult rows): one task at a
+            # time, owning no CPU, so that it runs on this node even when, as Ray advises for
+            # large clusters, the head offers none (Ray Data pins a driver-local read there).
+            # This process commits the explained blocks as they stream in (no write worker,
+            # and OUT need only exist here). Blocks of `block_rows` rows (Ray Data merges a
+            # read task's output, and would split it to reach 200 blocks): a forest predicts a
+            # row 20% slower in calls of 5,000 rows than of 20,000.
             rows = ray.data.read_datasource(InputFiles(files, pending, columns, block_rows),
-                                            override_num_blocks=blocks,
-                                            num_cpus=0.25, concurrency=1)
+                                            override_num_blocks=blocks, num_cpus=0, concurrency=1)
             explained = rows.map_batches(
                 ExplainBatches, fn_constructor_args=(explainer, alternatives), batch_format="pandas",
-                batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.75,
+                batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                 resources=worker_resources or None)
             explained.context.execution_options.resource_limits = ExecutionResources.for_limits(
                 object_store_memory=STORE_BYTES)

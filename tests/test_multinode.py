@@ -1,8 +1,9 @@
 """A real multi-node Ray cluster on this machine: a head and worker nodes started as separate
-`ray start` processes, each worker offering one `trainer_slot`. `recourse train --address` runs
-in its own process against it (this test process may hold a local Ray of its own), with one
-trainer per worker node; then a worker node and the central statistics actor are killed while
-the trainers run."""
+`ray start` processes, each worker offering one `trainer_slot` and one `explain_slot`.
+`recourse train --address` runs in its own process against it (this test process may hold a
+local Ray of its own), with one trainer per worker node; then a worker node and the central
+statistics actor are killed while the trainers run. `recourse explain --address` explains on
+both worker nodes, and finishes every row exactly once though a worker node dies midway."""
 
 import contextlib
 import json
@@ -15,10 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from distributed_recourse.data.datasets import FILES, read_table
 
 ROOT = Path(__file__).parent.parent
 SLOT = {"trainer_slot": 1}
+EXPLAIN_SLOT = {"explain_slot": 1}
 
 pytestmark = [pytest.mark.multinode,
               pytest.mark.skipif(sys.platform != "linux", reason="reads node processes from /proc")]
@@ -95,9 +100,9 @@ class LocalCluster:
                                "--include-dashboard=false", f"--ray-client-server-port={free_port()}")
 
     def add_worker(self) -> str:
-        """A worker node with 1 CPU and one trainer slot."""
+        """A worker node with 1 CPU, one trainer slot and one explaining slot."""
         return self.start(f"--address={self.address}", "--num-cpus=1",
-                          f"--resources={json.dumps(SLOT)}")
+                          f"--resources={json.dumps({**SLOT, **EXPLAIN_SLOT})}")
 
     def processes(self, group: int) -> set[int]:
         table = process_table()
@@ -250,3 +255,69 @@ def test_a_killed_worker_node_and_a_killed_statistics_actor_lose_nothing(cluster
     assert after["syncs"] > before["syncs"]
     for scope, steps in before["steps"].items():
         assert after["steps"][scope] >= steps
+
+
+# --------------------------------------------------------------------- batch explanation
+def explain_command(cluster: LocalCluster, run: Path, folder: Path, block_rows: int) -> list[str]:
+    return [sys.executable, "-m", "distributed_recourse.cli", "explain", "--run", str(run),
+            "--input", str(folder / "in"), "--output", str(folder / "out"), "--address", cluster.address,
+            "--worker-resources", json.dumps(EXPLAIN_SLOT), "--block-rows", str(block_rows)]
+
+
+def people(folder: Path, rows: int) -> int:
+    """`rows` Alzheimer rows in two Parquet files under folder/in."""
+    table = read_table(FILES / "alzheimers_disease_data.csv").sample(rows, replace=True, random_state=1)
+    (folder / "in").mkdir()
+    half = rows // 2
+    table.iloc[:half].to_parquet(folder / "in" / "a.parquet", index=False, row_group_size=1000)
+    table.iloc[half:].to_parquet(folder / "in" / "b.parquet", index=False, row_group_size=1000)
+    return rows
+
+
+def assert_every_row_once(output: Path, rows: int) -> dict:
+    data = pd.read_parquet(output / "data", columns=["source", "row"])
+    assert not (output / "rejected").exists() or not list((output / "rejected").glob("part-*"))
+    assert not data.duplicated().any() and len(data) == rows
+    assert sorted(data["row"][data["source"] == "a.parquet"]) == list(range(rows // 2))
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["rows_read"] == manifest["rows_written"] == rows
+    assert sum(manifest["nodes"].values()) == rows
+    return manifest
+
+
+def test_explaining_workers_run_on_both_worker_nodes_and_the_manifest_counts_their_rows(
+        cluster, hand_run, tmp_path):
+    rows = people(tmp_path, 12_000)
+    done = subprocess.run(explain_command(cluster, hand_run, tmp_path, 1_000), env=cluster.env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    manifest = assert_every_row_once(tmp_path / "out", rows)
+    workers = set(cluster.nodes) - {cluster.head}
+    assert set(manifest["nodes"]) == workers  # both worker nodes explained, the head none
+    assert all(count >= 1_000 for count in manifest["nodes"].values())
+
+
+def test_a_worker_node_killed_mid_explain_loses_and_repeats_no_row(cluster, hand_run, tmp_path):
+    """The surviving explaining worker takes over the killed node's blocks (Ray Data retries
+    them) and the job finishes, the rows committed before the kill kept."""
+    rows = people(tmp_path, 40_000)
+    command = explain_command(cluster, hand_run, tmp_path, 500)
+    log = (tmp_path / "explain.log").open("w")
+    explaining = subprocess.Popen(command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while len(list((tmp_path / "out" / "data").glob("part-*.parquet"))) < 6:
+            assert explaining.poll() is None, "the job ended before the fault"
+            assert time.time() < deadline, "no parts were committed"
+            time.sleep(0.2)
+        victim, survivor = sorted(set(cluster.nodes) - {cluster.head})
+        cluster.kill(victim)
+        assert explaining.wait(timeout=300) == 0, (tmp_path / "explain.log").read_text()[-3000:]
+    finally:
+        if explaining.poll() is None:
+            os.killpg(explaining.pid, signal.SIGKILL)
+        log.close()
+    manifest = assert_every_row_once(tmp_path / "out", rows)
+    assert set(manifest["nodes"]) == {victim, survivor} and manifest["nodes"][survivor] > rows // 2
+    cluster.add_worker()  # back to two worker nodes
