@@ -13,11 +13,11 @@ Routes:
     GET  /info      the run, its scopes' action sets (in words), the dataset schema, the
                     model's metadata and the limits below.
 
-Safe by default, since the rows are people's records: the proxy binds 127.0.0.1 unless told
-otherwise; with a token every request needs `Authorization: Bearer <token>` (401); a body over
-`serve.max_body_bytes` or with more than `max_rows` rows gets 413, malformed JSON 400. An
-answer carries a person's protected group label, never the protected columns' values (nor do
-rejection reasons), and nothing here logs a row.
+Safe by default, since the rows are people's records: one HTTP proxy, on the head node, bound
+to 127.0.0.1 unless told otherwise; with a token, every request needs `Authorization: Bearer
+<token>` (401); a body over `serve.max_body_bytes` or more than `max_rows` rows gets 413,
+malformed JSON 400. An answer carries a person's protected group label, never the protected
+columns' values (nor do rejection reasons), and nothing here logs a row.
 
 Each replica receives the explainer once, through the object store (so replicas run on any
 node, whether or not it holds the run folder), and explains the rows of concurrent requests
@@ -93,7 +93,7 @@ def error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-@serve.deployment(name="RecourseService", max_ongoing_requests=256)
+@serve.deployment(name="RecourseService")
 class RecourseService:
     """One replica: its explainer, and the HTTP routes above."""
 
@@ -205,11 +205,12 @@ def start(
                {"autoscaling_config": {"min_replicas": settings.min_replicas,
                                        "max_replicas": settings.max_replicas,
                                        "target_ongoing_requests": settings.target_ongoing_requests}})
-    deployment = RecourseService.options(**scaling,
-                                         ray_actor_options={"num_cpus": settings.replica_cpus})
-    app = deployment.bind([ray.put(explainer)], str(run), settings, max_rows or settings.max_rows,
-                          digest)
-    serve.start(http_options={"host": host, "port": port})
+    max_rows = max_rows or settings.max_rows
+    deployment = RecourseService.options(
+        **scaling, max_ongoing_requests=max(settings.batch_rows, max_rows),  # a batch counts rows
+        ray_actor_options={"num_cpus": settings.replica_cpus})
+    app = deployment.bind([ray.put(explainer)], str(run), settings, max_rows, digest)
+    serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
     serve.run(app, name=APP, route_prefix="/")
     return f"http://{host}:{port}"
 

@@ -321,3 +321,57 @@ def test_a_worker_node_killed_mid_explain_loses_and_repeats_no_row(cluster, hand
     manifest = assert_every_row_once(tmp_path / "out", rows)
     assert set(manifest["nodes"]) == {victim, survivor} and manifest["nodes"][survivor] > rows // 2
     cluster.add_worker()  # back to two worker nodes
+
+
+# --------------------------------------------------------------------- real-time recourse
+def test_a_submitted_serve_job_answers_over_http_from_a_worker_node_until_stopped(hand_run, tmp_path):
+    """`ray job submit -- recourse serve` on a cluster whose head runs no work: the replica
+    runs on the worker node, the HTTP proxy on the head; `ray job stop` takes the app down."""
+    import requests
+
+    with tempfile.TemporaryDirectory(prefix="rsv", dir="/tmp", ignore_cleanup_errors=True) as temp:
+        nodes = LocalCluster(temp)
+        jobs = f"http://127.0.0.1:{free_port()}"
+        try:
+            port = nodes.address.split(":")[1]
+            nodes.head = nodes.start("--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=true",
+                                     f"--dashboard-port={jobs.rsplit(':', 1)[1]}",
+                                     f"--ray-client-server-port={free_port()}")
+            worker = nodes.add_worker()
+            (tmp_path / "token").write_text("t0ken")
+            url = f"http://127.0.0.1:{free_port()}"
+            submit = ["ray", "job", "submit", "--address", jobs, "--no-wait", "--submission-id", "serving",
+                      "--", sys.executable, "-m", "distributed_recourse.cli", "serve", "--run", str(hand_run),
+                      "--port", url.rsplit(":", 1)[1], "--replicas", "1",
+                      "--token-file", str(tmp_path / "token")]
+            subprocess.run(submit, env=nodes.env, check=True, capture_output=True, timeout=120)
+            auth = {"Authorization": "Bearer t0ken"}
+            deadline = time.time() + 180
+            while True:
+                with contextlib.suppress(requests.RequestException):  # not listening, or no app yet
+                    if requests.get(f"{url}/healthz", headers=auth, timeout=5).status_code == 200:
+                        break
+                assert time.time() < deadline, "the submitted service never answered"
+                time.sleep(1)
+            row = read_table(FILES / "alzheimers_disease_data.csv").head(1).to_dict("records")
+            answered = requests.post(f"{url}/recourse", json=row, headers=auth, timeout=30)
+            assert answered.status_code == 200 and len(answered.json()["rows"]) == 1
+            assert requests.post(f"{url}/recourse", json=row, timeout=30).status_code == 401
+            assert nodes.find(worker, "ray::ServeReplica:recourse:RecourseService")
+            assert nodes.find(nodes.head, "ray::ServeReplica:recourse:RecourseService") is None
+
+            subprocess.run(["ray", "job", "stop", "--address", jobs, "serving"], env=nodes.env, check=True,
+                           capture_output=True, timeout=120)
+            deadline = time.time() + 60
+            while True:
+                try:
+                    status = requests.get(f"{url}/healthz", headers=auth, timeout=5).status_code
+                except requests.RequestException:
+                    status = None
+                if status != 200:
+                    break
+                assert time.time() < deadline, "the app still answers after `ray job stop`"
+                time.sleep(1)
+            assert status in (None, 404, 503)  # the app is gone: no route behind Serve's proxy
+        finally:
+            nodes.stop()
