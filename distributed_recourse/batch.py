@@ -321,12 +321,13 @@ def commit(table: pa.Table, output: Path, files: dict[str, int], columns: list[s
                  for count in pc.value_counts(rows[NODE].combine_chunks()).to_pylist()}
         rows = rows.drop_columns([NODE])
         is_rejected = pc.is_valid(rows["reason"])
-        rejected = rows.filter(is_rejected)
-        if len(rejected):
+        if rows["reason"].null_count < len(rows):  # some rows were rejected
+            rejected = rows.filter(is_rejected)
             atomic_parquet(rejected.select([SOURCE, ROW, "reason", *raw])
                            .rename_columns([SOURCE, ROW, "reason", *columns]),
                            output / "rejected" / name)
-        data = rows.filter(pc.invert(is_rejected)).drop_columns(["reason", *raw])
+            rows = rows.filter(pc.invert(is_rejected))
+        data = rows.drop_columns(["reason", *raw])
         atomic_parquet(data.replace_schema_metadata({EXPLAINED_BY: json.dumps(nodes)}),
                        output / "data" / name)
 

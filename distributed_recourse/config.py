@@ -167,8 +167,9 @@ class ServeConfig:
     """Bytes one request body may carry (more: HTTP 413)."""
     batch_rows: int = 512
     """Rows of concurrent requests a replica explains in one go (`@serve.batch`)."""
-    batch_wait_s: float = 0.002
-    """How long a replica waits for more requests to join a batch."""
+    batch_wait_s: float = 0.0
+    """How long a replica waits for more requests to join a batch; even without waiting, the
+    requests that arrive while one batch is explained form the next."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_replicas <= self.max_replicas:
