@@ -146,20 +146,23 @@ class ForestVote:
     def __init__(self, forest: RandomForestClassifier) -> None:
         self.forest = forest
         self.trees = [tree.tree_ for tree in forest.estimators_]
-        self.leads = [tree.value[:, 0, 1] - tree.value[:, 0, 0] for tree in self.trees]
         self.step = max(1, len(self.trees) // 20)
         # every tree's nodes in one array (a tree's children offset by where its nodes start)
         starts = np.cumsum([0, *(tree.node_count for tree in self.trees)])
         self.roots = starts[:-1]
-        left, right = (np.concatenate([np.where(getattr(t, side) < 0, -1, getattr(t, side) + start)
-                                       for t, start in zip(self.trees, self.roots, strict=True)])
-                       for side in ("children_left", "children_right"))
-        self.left, self.right = left, right
-        self.feature = np.concatenate([np.maximum(tree.feature, 0) for tree in self.trees])
+        self.left, self.right = (
+            np.concatenate([np.where(getattr(tree, side) < 0, -1, getattr(tree, side) + start)
+                            for tree, start in zip(self.trees, self.roots, strict=True)]).astype(np.int32)
+            for side in ("children_left", "children_right"))
+        self.feature = np.concatenate([np.maximum(tree.feature, 0) for tree in self.trees]).astype(np.int32)
         self.threshold = np.concatenate([tree.threshold for tree in self.trees])
         self.missing_left = np.concatenate([tree.missing_go_to_left for tree in self.trees]).astype(bool)
-        self.lead = np.concatenate(self.leads)
+        self.lead = np.concatenate([tree.value[:, 0, 1] - tree.value[:, 0, 0] for tree in self.trees])
+        self.leads = np.split(self.lead, starts[1:-1])  # each tree's, as views
         self.depth = max(tree.max_depth for tree in self.trees)
+
+    def __reduce__(self):  # the forest alone: what is derived from it is rebuilt, not shipped
+        return type(self), (self.forest,)
 
     @classmethod
     def of(cls, estimator) -> ForestVote | None:
