@@ -54,7 +54,20 @@ class DatasetConfig:
     path: str | None = None
     """Data file, for `ssl` and `csv` (CSV or Parquet)."""
     schema: str | None = None
-    """Schema YAML, for `csv`."""
+    """Schema YAML, for `csv`; its `features` (columns to keep), `drop` and per-feature
+    `labels` (readable names of codes) are documented in `data/schema.py`."""
+    sep: str | None = None
+    """Delimiter of a CSV file (`csv`, `ssl`, `alzheimer`; not Adult's fixed UCI files): one
+    character, e.g. `";"` or `"\\t"` (YAML reads a tab so in double quotes only); a space means
+    any run of spaces (aligned columns). None detects it from the file's head among comma,
+    semicolon, tab, pipe and space."""
+    where: dict[str, Any] = field(default_factory=dict)
+    """Keep only the rows whose columns take the given values, e.g.
+    `{race: [African-American, Caucasian]}` (one value needs no list). Values compare as
+    text, `1.0` as `1`, as a schema's group maps do; it applies to the file's columns before
+    the schema keeps or drops any. The rows removed are counted as `where` among the dropped
+    rows of population.json's data report; a column the file lacks, a value it never takes
+    and a filter that keeps no row are errors."""
 
 
 @dataclass
@@ -200,6 +213,14 @@ class RunConfig:
             raise ConfigError(f"level {self.level!r}, expected one of {LEVELS}")
         if self.model.kind not in MODELS:
             raise ConfigError(f"model.kind {self.model.kind!r}, expected one of {MODELS}")
+        sep = self.dataset.sep
+        if sep is not None and not (isinstance(sep, str) and len(sep) == 1):
+            raise ConfigError(f'dataset.sep must be one character such as ";" (a tab: "\\t" in '
+                              f"double quotes), got {sep!r}")
+        for column, values in self.dataset.where.items():
+            if values is None or isinstance(values, dict) or values == []:
+                raise ConfigError(f"dataset.where.{column}: expected the values to keep (a list, "
+                                  f"or one value), got {values!r}")
         if self.population.clusters < 1:
             raise ConfigError(f"population.clusters must be at least 1, got {self.population.clusters}")
         storage = self.train.storage

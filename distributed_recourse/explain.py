@@ -393,8 +393,9 @@ class Explainer:
 @dataclass
 class Explanation:
     """What `FairRecourse.explain` returns, as alibi's explanations: `meta` says how the rows
-    were explained (parameters, the scopes' action sets `action` indices point into, counts
-    per status), `data` holds one row per input row (see `Explainer.explain`)."""
+    were explained (parameters, the scopes' action sets `action` indices point into, as
+    changes and as text in `sets_text`, counts per status), `data` holds one row per input
+    row (see `Explainer.explain`)."""
 
     meta: dict[str, Any]
     data: pd.DataFrame
@@ -409,7 +410,8 @@ class Explanation:
 
 
 def frame_dataset(config: RunConfig, X: pd.DataFrame, y: Any = None) -> Dataset:
-    """A user's frame as the config's dataset: its schema, validated the same way."""
+    """A user's frame as the config's dataset: its schema and row filter (`where`), validated
+    the same way."""
     name = config.dataset.name
     if name in BUILTIN and name != "csv":
         schema = builtin_schema(name)
@@ -418,7 +420,7 @@ def frame_dataset(config: RunConfig, X: pd.DataFrame, y: Any = None) -> Dataset:
     else:
         raise ConfigError("dataset `csv` needs `schema` (YAML) to read a frame")
     raw = X if y is None else X.assign(**{schema.label: np.asarray(y)})
-    return finish(raw, schema, "frame", len(raw))
+    return finish(raw, schema, "frame", len(raw), where=config.dataset.where)
 
 
 class FairRecourse(BaseEstimator):
@@ -468,13 +470,17 @@ class FairRecourse(BaseEstimator):
         check_is_fitted(self, "explainer_")
         explainer = self.explainer_
         data = explainer.explain(frame, self.alternatives, source="frame")
+        sets = explainer.described_sets()
+        features = explainer.space.describe_actionable()
         meta = {
             "name": type(self).__name__,
             "alternatives": self.alternatives,
             "level": explainer.scopes.level,
             "features": list(explainer.space.columns),
             "actionable": explainer.actions.names,
-            "sets": explainer.described_sets(),
+            "sets": sets,
+            "sets_text": {name: [action_text(a, features) for a in actions]
+                          for name, actions in sets.items()},
             "counts": {s: int((data["status"] == s).sum())
                        for s in (FAVOURABLE, RECOURSE, NO_RECOURSE, REJECTED)},
         }

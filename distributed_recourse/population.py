@@ -180,7 +180,8 @@ class Prepared:
 
 def prepare(config: RunConfig, dataset: Dataset | None = None) -> Prepared:
     """Load the data, train (or load) the model, find the affected people and cluster them."""
-    dataset = dataset or load_dataset(config.dataset.name, config.dataset.path, config.dataset.schema)
+    data = config.dataset
+    dataset = dataset or load_dataset(data.name, data.path, data.schema, data.sep, data.where)
     X, y = dataset.X, dataset.favourable
     labels = dataset.groups.to_numpy()
     group_names = sorted(set(labels))

@@ -42,6 +42,7 @@ from distributed_recourse.model import BlackBox, make_estimator
 from distributed_recourse.population import Clustering, Prepared, prepare
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
+from distributed_recourse.recourse.describe import action_text
 
 # --------------------------------------------------------------------- a hand-made example
 TOY = Schema.from_dict({
@@ -337,6 +338,9 @@ def test_fair_recourse_explains_a_frame(fitted):
     assert set(meta["sets"]) == {"cluster-0", "cluster-1"}
     assert all(len(actions) == 4 for actions in meta["sets"].values())
     explainer = fitted.explainer_
+    features = explainer.space.describe_actionable()  # the text names codes by their labels
+    assert meta["sets_text"] == {name: [action_text(a, features) for a in actions]
+                                 for name, actions in meta["sets"].items()}
     model, space = explainer.model, explainer.space
     cf = explanation.counterfactuals
     assert len(cf) == meta["counts"][RECOURSE] > 0

@@ -2,8 +2,10 @@
 
 A schema says what every column is: the label and its favourable value, the protected attribute
 (one column or a combination of columns) and how raw values map to groups, the actionable
-features with their type, bounds and direction, and which immutable columns are categorical.
-Every other column is an immutable numeric feature.
+features with their type, bounds and direction (and, for a categorical or ordinal one, readable
+names of its values), and which immutable columns are categorical. Every other column that is
+kept (`features` lists the columns to keep, `drop` the columns to remove) is an immutable numeric
+feature.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class Actionable:
     """Upper bound; None takes the largest value in the data."""
     direction: str = "any"
     """`increase`: the feature may only go up (e.g. education); `decrease`: only down."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """`cat` or `ord` only: raw value -> readable name, used wherever an action is read
+    (`{A14: no checking account}`, `{13: Bachelors}`); keys are compared as `value_key` and
+    must be values of the feature (`cat`) or whole levels within its bounds (`ord`). Values
+    without a name read as they are."""
 
 
 @dataclass(frozen=True)
@@ -112,9 +119,16 @@ class Schema:
     protected: Protected
     actionable: tuple[Actionable, ...]
     categorical: tuple[str, ...] = ()
-    """Immutable categorical columns; every other non-actionable column must be numeric."""
+    """Immutable categorical columns; every other non-actionable column must be numeric.
+    (They take no `labels`: an action never changes them, so no text names their values.)"""
     drop: tuple[str, ...] = ()
     """Columns removed before anything else (row ids, constants, redundant encodings)."""
+    features: tuple[str, ...] = ()
+    """The columns to keep, the opposite of `drop` (give one or the other): every other
+    column is removed before anything else, so its missing values drop no row. The label, the
+    protected, actionable and categorical columns are always kept and need not be listed.
+    Empty: keep every column but those in `drop`. The protected columns stay model inputs
+    either way, as every kept column but the label is."""
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -123,7 +137,7 @@ class Schema:
         missing = [key for key in required if key not in spec]
         if missing:
             raise SchemaError(f"{source}: missing required keys {missing}")
-        unknown = set(spec) - {*required, "categorical", "drop"}
+        unknown = set(spec) - {*required, "categorical", "drop", "features"}
         if unknown:
             raise SchemaError(f"{source}: unknown keys {sorted(unknown)}")
         protected = spec["protected"]
@@ -146,9 +160,12 @@ class Schema:
             if not isinstance(mapping, Mapping):
                 raise SchemaError(f"{source}: protected: groups of {col!r} must map value -> group")
             groups[str(col)] = {value_key(k): str(v) for k, v in mapping.items()}
-        for key in ("categorical", "drop"):
+        for key in ("categorical", "drop", "features"):
             if isinstance(spec.get(key), str):
                 raise SchemaError(f"{source}: {key} must be a list of column names")
+        if spec.get("features") and spec.get("drop"):
+            raise SchemaError(f"{source}: give `features` (the columns to keep) or `drop` (the "
+                              "columns to remove), not both")
         actionable = []
         for item in spec["actionable"]:
             if not isinstance(item, Mapping):
@@ -156,8 +173,13 @@ class Schema:
                     f"{source}: actionable feature {item!r} must be a mapping with name and kind"
                 )
             item = dict(item)
+            labels = item.pop("labels", None) or {}
+            if not isinstance(labels, Mapping):
+                raise SchemaError(f"{source}: actionable feature {item.get('name')!r}: labels "
+                                  "must map value -> readable name")
             try:
-                actionable.append(Actionable(**item))
+                actionable.append(
+                    Actionable(**item, labels={value_key(k): str(v) for k, v in labels.items()}))
             except TypeError as error:
                 raise SchemaError(f"{source}: actionable feature {item}: {error}") from None
         schema = cls(
@@ -167,7 +189,8 @@ class Schema:
             protected=Protected(tuple(columns), groups),
             actionable=tuple(actionable),
             categorical=tuple(spec.get("categorical", ())),
-            drop=tuple(spec.get("drop", ())),
+            drop=tuple(spec.get("drop") or ()),
+            features=tuple(spec.get("features") or ()),
         )
         schema.check()
         return schema
@@ -188,6 +211,7 @@ class Schema:
         out["actionable"] = [asdict(a) for a in self.actionable]
         out["categorical"] = list(self.categorical)
         out["drop"] = list(self.drop)
+        out["features"] = list(self.features)
         return out
 
     def to_yaml(self, path: str | Path) -> None:
@@ -214,18 +238,36 @@ class Schema:
                 raise SchemaError(f"{where} is also the protected attribute; it cannot be both")
             if feature.name == self.label:
                 raise SchemaError(f"{where} is the label")
+            if feature.labels and feature.kind == "con":
+                raise SchemaError(f"{where}: labels name the values of a `cat` or `ord` feature; "
+                                  "a `con` feature's actions are changes")
         if self.label in self.protected.columns:
             raise SchemaError(f"label {self.label!r} cannot be the protected attribute")
+        needed = [c for c in self.drop if c in self.required_columns()]
+        if needed:
+            raise SchemaError(f"schema {self.name!r}: drop {needed}: the label, protected, "
+                              "actionable and categorical columns cannot be dropped")
 
     # ----------------------------------------------------------------- columns
     @property
     def actionable_names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.actionable)
 
+    def required_columns(self) -> list[str]:
+        """The columns the schema names as what they are; always kept."""
+        return [self.label, *self.protected.columns, *self.actionable_names, *self.categorical]
+
+    def kept_columns(self, frame_columns: Iterable[str]) -> list[str]:
+        """The columns loading keeps, in the data's order: those `features` lists and the
+        required ones, or (without `features`) all but those in `drop`."""
+        if self.features:
+            keep = {*self.features, *self.required_columns()}
+            return [c for c in frame_columns if c in keep]
+        return [c for c in frame_columns if c not in self.drop]
+
     def feature_columns(self, frame_columns: Iterable[str]) -> list[str]:
-        """Model inputs in the data's column order: everything but the label and dropped columns."""
-        skip = {self.label, *self.drop}
-        return [c for c in frame_columns if c not in skip]
+        """Model inputs in the data's column order: every kept column but the label."""
+        return [c for c in self.kept_columns(frame_columns) if c != self.label]
 
     def categorical_columns(self) -> list[str]:
         return [*self.categorical, *(a.name for a in self.actionable if a.kind == "cat")]
@@ -235,7 +277,7 @@ class Schema:
         """Check a raw frame against the schema; return the usable rows and how many were
         dropped for missing values. Every other problem raises a SchemaError naming the column."""
         self.require_columns(frame.columns, source)
-        frame = frame.drop(columns=[c for c in self.drop if c in frame.columns])
+        frame = frame[self.kept_columns(frame.columns)]
         complete = frame.dropna()
         dropped = len(frame) - len(complete)
         if complete.empty:
@@ -283,17 +325,12 @@ class Schema:
 
     def require_columns(self, columns: Iterable[str], source: str) -> None:
         present = list(columns)
-        wanted = [
-            self.label,
-            *self.protected.columns,
-            *self.actionable_names,
-            *self.categorical,
-        ]
-        for column in wanted:
+        for column in self.required_columns():
             if column not in present:
-                close = difflib.get_close_matches(column, present, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise SchemaError(f"{source}: column {column!r} is missing{hint}")
+                raise missing_column(column, present, source)
+        for column in self.features:
+            if column not in present:
+                raise missing_column(column, present, source, "(in `features`) ")
 
     # ----------------------------------------------------------------- encoding
     def feature_space(self, frame: pd.DataFrame) -> FeatureSpace:
@@ -303,6 +340,7 @@ class Schema:
             c: sorted(set(frame[c].map(value_key))) for c in self.categorical_columns()
         }
         specs = []
+        labels = {}
         for feature in self.actionable:
             if feature.kind == "cat":
                 low, high = 0.0, float(len(categories[feature.name]) - 1)
@@ -317,6 +355,9 @@ class Schema:
                     f"actionable feature {feature.name!r}: the data leaves no room to act "
                     f"(low {low} == high {high}); give bounds in the schema"
                 )
+            if feature.labels:
+                check_labels(feature, categories.get(feature.name), low, high)
+                labels[feature.name] = dict(feature.labels)
             specs.append(
                 FeatureSpec(
                     name=feature.name,
@@ -331,7 +372,39 @@ class Schema:
         dtypes = {
             c: str(frame[c].dtype) for c in categories if pd.api.types.is_numeric_dtype(frame[c])
         }
-        return FeatureSpace(columns, categories, tuple(specs), dtypes)
+        return FeatureSpace(columns, categories, tuple(specs), dtypes, labels)
+
+
+def missing_column(column: str, present: list[str], source: str, where: str = "") -> SchemaError:
+    """`column 'hour' is missing; did you mean 'hours'?`"""
+    close = difflib.get_close_matches(column, present, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return SchemaError(f"{source}: column {column!r} {where}is missing{hint}")
+
+
+def check_labels(feature: Actionable, categories: list[str] | None, low: float, high: float) -> None:
+    """A label's key must be a value an action can move to: a category of a `cat` feature,
+    a whole level within the bounds of an `ord` one."""
+    where = f"actionable feature {feature.name!r}: labels"
+    if categories is not None:
+        bad = [k for k in feature.labels if k not in categories]
+        if bad:
+            close = difflib.get_close_matches(bad[0], categories, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SchemaError(f"{where} for {bad}, which are not among its values{hint}; "
+                              f"values: {categories[:20]}")
+        return
+    bad = []
+    for key in feature.labels:
+        try:
+            level = float(key)
+        except ValueError:
+            level = np.nan
+        if not (level.is_integer() and low <= level <= high):
+            bad.append(key)
+    if bad:
+        raise SchemaError(f"{where} for {bad}, which are not among its levels (whole numbers "
+                          f"{low:g}..{high:g})")
 
 
 @dataclass(frozen=True)
@@ -346,6 +419,9 @@ class FeatureSpace:
     category_dtypes: dict[str, str] = field(default_factory=dict)
     """Numeric dtype of integer-coded categorical columns, so `decode` gives them back as
     numbers (a user's frame model was trained on them)."""
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Actionable feature -> value (category name, or `value_key` of an ordinal level) ->
+    readable name, from the schema's `labels`."""
 
     def encode(self, frame: pd.DataFrame, source: str = "data") -> np.ndarray:
         X = np.empty((len(frame), len(self.columns)), dtype=np.float64)
@@ -401,10 +477,12 @@ class FeatureSpace:
 
     def describe_actionable(self) -> dict[str, dict[str, Any]]:
         """What reading an action needs to know of each actionable feature (kept in
-        summary.json): its kind, direction and, for a categorical one, its category names."""
+        summary.json): its kind, direction, for a categorical one its category names, and
+        the readable names of its values where the schema gives `labels`."""
         return {
             f.name: {"kind": f.kind, "direction": f.direction,
-                     **({"categories": self.categories[f.name]} if f.kind == "cat" else {})}
+                     **({"categories": self.categories[f.name]} if f.kind == "cat" else {}),
+                     **({"labels": self.labels[f.name]} if f.name in self.labels else {})}
             for f in self.actionable
         }
 
@@ -414,6 +492,7 @@ class FeatureSpace:
             "categories": self.categories,
             "actionable": [asdict(spec) for spec in self.actionable],
             "category_dtypes": self.category_dtypes,
+            "labels": self.labels,
         }
 
     @classmethod
@@ -423,4 +502,5 @@ class FeatureSpace:
             categories={k: list(v) for k, v in spec["categories"].items()},
             actionable=tuple(FeatureSpec(**s) for s in spec["actionable"]),
             category_dtypes=dict(spec.get("category_dtypes", {})),
+            labels={k: dict(v) for k, v in spec.get("labels", {}).items()},
         )
