@@ -470,17 +470,15 @@ class FairRecourse(BaseEstimator):
         check_is_fitted(self, "explainer_")
         explainer = self.explainer_
         data = explainer.explain(frame, self.alternatives, source="frame")
-        sets = explainer.described_sets()
-        features = explainer.space.describe_actionable()
         meta = {
             "name": type(self).__name__,
             "alternatives": self.alternatives,
             "level": explainer.scopes.level,
             "features": list(explainer.space.columns),
             "actionable": explainer.actions.names,
-            "sets": sets,
-            "sets_text": {name: [action_text(a, features) for a in actions]
-                          for name, actions in sets.items()},
+            "sets": explainer.described_sets(),
+            "sets_text": {name: explainer.action_texts[s, :-1].tolist()
+                          for s, name in enumerate(explainer.scopes.names)},
             "counts": {s: int((data["status"] == s).sum())
                        for s in (FAVOURABLE, RECOURSE, NO_RECOURSE, REJECTED)},
         }
