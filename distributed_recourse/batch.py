@@ -268,7 +268,7 @@ class ExplainBatches:
         self.explainer = explainer
         self.alternatives = alternatives
         self.schema = output_schema(explainer, alternatives)
-        self.explained = pa.schema([f for f in self.schema if f.name not in (SOURCE, ROW, NODE)
+        self.fields = pa.schema([f for f in self.schema if f.name not in (SOURCE, ROW, NODE)
                                     and not f.name.startswith(RAW)])
         self.node = ray.get_runtime_context().get_node_id()
 
@@ -277,7 +277,7 @@ class ExplainBatches:
         explained = self.explainer.explained(batch, self.alternatives)
         rejected = np.flatnonzero(explained["reason"] != None)  # noqa: E711 (elementwise)
         columns = {SOURCE: pa.array(batch[SOURCE], pa.string()), ROW: pa.array(batch[ROW], pa.int64()),
-                   **{f.name: pa.array(explained[f.name], f.type, from_pandas=True) for f in self.explained}}
+                   **{f.name: pa.array(explained[f.name], f.type, from_pandas=True) for f in self.fields}}
         for column in self.explainer.space.columns:
             text = np.full(n, None, dtype=object)
             text[rejected] = [None if pd.isna(v) else str(v) for v in batch[column].iloc[rejected]]
@@ -322,8 +322,8 @@ def commit(table: pa.Table, output: Path, files: dict[str, int], columns: list[s
         nodes = {str(count["values"]): int(count["counts"])
                  for count in pc.value_counts(rows[NODE].combine_chunks()).to_pylist()}
         rows = rows.drop_columns([NODE])
-        is_rejected = pc.is_valid(rows["reason"])
         if rows["reason"].null_count < len(rows):  # some rows were rejected
+            is_rejected = pc.is_valid(rows["reason"])
             rejected = rows.filter(is_rejected)
             atomic_parquet(rejected.select([SOURCE, ROW, "reason", *raw])
                            .rename_columns([SOURCE, ROW, "reason", *columns]),
