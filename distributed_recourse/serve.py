@@ -33,6 +33,7 @@ import json
 import logging
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def serve_settings(run: str | Path) -> ServeConfig:
                       "or a saved explainer?")
 
 
-def service_info(explainer: Explainer, run: str, settings: ServeConfig) -> dict[str, Any]:
+def service_info(explainer: Explainer, run: str, settings: ServeConfig, max_rows: int) -> dict[str, Any]:
     """What GET /info answers."""
     texts = explainer.action_texts
     sets = {name: [{"action": j, "text": texts[s, j], "changes": changes}
@@ -72,7 +73,7 @@ def service_info(explainer: Explainer, run: str, settings: ServeConfig) -> dict[
             "model": {**model.metadata, "estimator": type(model.estimator).__name__,
                       "input": model.input, "favourable_output": model.favourable_output},
             "alternatives": settings.alternatives,
-            "limits": {"max_rows": settings.max_rows, "max_body_bytes": settings.max_body_bytes}}
+            "limits": {"max_rows": max_rows, "max_body_bytes": settings.max_body_bytes}}
     return json.loads(json.dumps(info, default=str))  # plain JSON, whatever the metadata holds
 
 
@@ -105,8 +106,7 @@ class RecourseService:
         self.columns = list(dict.fromkeys([*self.explainer.space.columns,
                                            *self.explainer.schema.protected.columns]))
         self.hidden = list(self.explainer.schema.protected.columns)
-        self.info = service_info(self.explainer, run, settings)
-        self.info["limits"]["max_rows"] = max_rows
+        self.info = service_info(self.explainer, run, settings, max_rows)
         self.explain_rows.set_max_batch_size(max(settings.batch_rows, max_rows))
         self.explain_rows.set_batch_wait_timeout_s(settings.batch_wait_s)
 
@@ -180,13 +180,23 @@ class RecourseService:
                        self.hidden)
 
 
+@dataclass(frozen=True)
+class Service:
+    """A deployed application: its URL, and the explainer its replicas get (held here, so that
+    a replica added later, by autoscaling or after a failure, still finds it)."""
+
+    url: str
+    explainer: Any
+    """The ObjectRef of the explainer in the object store."""
+
+
 def start(
     run: str | Path, address: str | None = None, host: str = "127.0.0.1", port: int = 8000,
     replicas: int | None = None, token_file: str | Path | None = None, max_rows: int | None = None,
-) -> str:
-    """Deploy the application on the cluster at `address` (or RAY_ADDRESS, else a local Ray) and
-    return its URL. `replicas` fixes their number (default: autoscale within the config's
-    bounds); `token_file` holds the bearer token every request must carry."""
+) -> Service:
+    """Deploy the application on the cluster at `address` (or RAY_ADDRESS, else a local Ray).
+    `replicas` fixes their number (default: autoscale within the config's bounds);
+    `token_file` holds the bearer token every request must carry."""
     from distributed_recourse.runtime import connect
 
     settings = serve_settings(run)
@@ -210,17 +220,18 @@ def start(
     deployment = RecourseService.options(
         **scaling, max_ongoing_requests=max(settings.batch_rows, max_rows),  # a batch counts rows
         ray_actor_options={"num_cpus": settings.replica_cpus})
-    app = deployment.bind([ray.put(explainer)], str(run), settings, max_rows, digest)
+    held = ray.put(explainer)
     serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
-    serve.run(app, name=APP, route_prefix="/")
-    return f"http://{host}:{port}"
+    serve.run(deployment.bind([held], str(run), settings, max_rows, digest), name=APP, route_prefix="/")
+    return Service(f"http://{host}:{port}", held)
 
 
 def serve_until_stopped(run: str | Path, **options: Any) -> None:
     """`recourse serve`: deploy, then keep serving until SIGINT or SIGTERM (`ray job stop`), and
     take the application down. This process owns the explainer the replicas were given."""
-    url = start(run, **options)
-    print(f"serving {run} at {url}: POST /recourse, GET /healthz, GET /info (Ctrl-C stops)", flush=True)
+    service = start(run, **options)
+    print(f"serving {run} at {service.url}: POST /recourse, GET /healthz, GET /info (Ctrl-C stops)",
+          flush=True)
     stopped = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stopped.set())

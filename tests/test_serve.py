@@ -34,8 +34,8 @@ def service(ray_session, hand_run, tmp_path_factory):
 
     token = tmp_path_factory.mktemp("secret") / "token"
     token.write_text(TOKEN + "\n")
-    url = start(hand_run, port=free_port(), replicas=1, token_file=token, max_rows=MAX_ROWS)
-    yield url
+    service = start(hand_run, port=free_port(), replicas=1, token_file=token, max_rows=MAX_ROWS)
+    yield service.url
     serve.shutdown()
 
 
