@@ -48,6 +48,13 @@ def make_estimator(kind: str, params: dict[str, Any], seed: int):
     raise ConfigError(f"model.kind {kind!r} cannot be trained here")
 
 
+PREDICT_ROWS = 8_192
+"""A model's own `predict` gets at most this many rows (a frame of them) at a time: a
+scikit-learn model streams its whole input once per tree, and two workers' 20,000-row frames of
+Adult's one-hot Pipeline overflow the cache they share (each predicts a row 3.3x slower than
+one alone; in frames of 8,192 rows, 2x). A random forest walks its trees without this cost."""
+
+
 class BlackBox:
     """A classifier seen as the recourse needs it: which encoded rows get the favourable outcome.
 
@@ -93,6 +100,12 @@ class BlackBox:
             self.work += work
             return favoured
         self.work += len(X)
+        if len(X) <= PREDICT_ROWS:
+            return self._predicted(X)
+        return np.concatenate([self._predicted(X[start:start + PREDICT_ROWS])
+                               for start in range(0, len(X), PREDICT_ROWS)])
+
+    def _predicted(self, X: np.ndarray) -> np.ndarray:
         predicted = self.estimator.predict(self._inputs(X))
         if self.input == "matrix" and self.favourable_output == 1:
             return np.asarray(predicted) == 1

@@ -250,6 +250,27 @@ def test_forest_vote_stops_early_yet_agrees_with_sklearn_on_impure_leaves_and_ti
     assert ForestVote.of(strings) is None and ForestVote.of(LogisticRegression()) is None
 
 
+
+def test_a_models_own_predict_gets_bounded_frames(alzheimer):
+    """Large calls reach a user's model in frames of at most PREDICT_ROWS rows, in order."""
+    from distributed_recourse.model import PREDICT_ROWS
+
+    frame = alzheimer.frame
+    estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    estimator.fit(frame[alzheimer.space.columns], frame["Diagnosis"])
+    sizes = []
+
+    class Counted:
+        def predict(self, rows):
+            sizes.append(len(rows))
+            return estimator.predict(rows)
+
+    X = np.repeat(alzheimer.X, 10, axis=0)[:2 * PREDICT_ROWS + 5]
+    model = BlackBox(Counted(), alzheimer.space, input="frame", favourable_output=0)
+    expected = estimator.predict(alzheimer.space.decode(X)) == 0
+    np.testing.assert_array_equal(model.favourable(X), expected)
+    assert sizes == [PREDICT_ROWS, PREDICT_ROWS, 5] and model.work == len(X)
+
 # ---------------------------------------------------------------- each model kind
 @pytest.mark.parametrize(
     "kind, accuracy",
