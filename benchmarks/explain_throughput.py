@@ -7,12 +7,12 @@ The limit (DESIGN.md section 7): explaining a row costs the model `work` whole-m
 favourable check, then the actions asked rank by rank; a forest's vote stops early, so its
 rows count by the share of its trees that voted), measured by explaining a sample in this
 process, in blocks as the pipeline does. The model alone predicts `rate` rows/s on all cores
-at once, each core its own rows, in calls sized as the pipeline's (a block; for a frame model
-its own `predict` on ready frames of PREDICT_ROWS rows; for a forest the faster of its own
-`predict` and a full vote through the same tree traversal), measured before and after the
-job, the fastest taken: the workers share the machine's caches and memory, and a model that
-streams its input (a wide one-hot Pipeline) does not reach cores x its one-core speed. The
-limit is rate / work; the ratio is the achieved rows/s over it:
+at once (a process per core, each with rows of its own), in calls sized as the pipeline's (a
+block; for a frame model its own `predict` on ready frames of PREDICT_ROWS rows; for a forest
+the faster of its own `predict` and a full vote through the same tree traversal), measured
+before and after the job, the fastest taken: the workers share the machine's caches and
+memory, and a model that streams its input (a wide one-hot Pipeline) does not reach cores x
+its one-core speed. The limit is rate / work; the ratio is the achieved rows/s over it:
   - the whole command (Python and Ray start, the job, exit),
   - the job as its manifest times it (from the command's start of work, Ray's start included),
   - streaming: the rows committed after the first part, over the time to the last part.
@@ -34,6 +34,7 @@ Adult's raw columns), or common.adult_pipeline's OneHotEncoder + HistGradientBoo
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -41,7 +42,6 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -145,16 +145,32 @@ def model_calls(explainer: Explainer, X: np.ndarray) -> dict[str, object]:
     return calls
 
 
-def model_rates(explainer: Explainer, X: np.ndarray, cores: int) -> dict[str, tuple[float, float]]:
+def model_rates(explainer: Explainer, X: np.ndarray, cores: int, rounds: int = 5) -> dict[str, tuple]:
     """Rows/s of the model alone, per way of asking it: on one core, and on every core at once
-    (a thread per core, each with rows of its own: the model's own code releases the GIL),
-    which is what the explaining workers meet, sharing the machine's caches and memory."""
+    (a forked process per core, each predicting its own rows `rounds` times after one warm-up
+    call), which is what the explaining workers meet, sharing the machine's caches and memory.
+    The processes share the model's pages, as the workers do not: a limit on the high side."""
     rates = {}
-    apart = [model_calls(explainer, X.copy()) for _ in range(cores)]  # each thread its own rows
-    with ThreadPoolExecutor(cores) as pool:
-        for name, call in apart[0].items():
-            together = best_seconds(lambda n=name: list(pool.map(lambda calls: calls[n](), apart)))
-            rates[name] = (len(X) / best_seconds(call), cores * len(X) / together)
+    fork = multiprocessing.get_context("fork")
+    for name, call in model_calls(explainer, X).items():
+        start = fork.Barrier(cores + 1)
+
+        def predict(copy: np.ndarray, n=name, start=start) -> None:
+            mine = model_calls(explainer, copy)[n]
+            mine()
+            start.wait()
+            for _ in range(rounds):
+                mine()
+
+        workers = [fork.Process(target=predict, args=(X.copy(),)) for _ in range(cores)]
+        for worker in workers:
+            worker.start()
+        start.wait()
+        began = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        together = cores * rounds * len(X) / (time.perf_counter() - began)
+        rates[name] = (len(X) / best_seconds(call), together)
     return rates
 
 
