@@ -6,19 +6,21 @@ Rows resampled from Adult (default 1,000,000), Parquet in -> Parquet out through
 The limit (DESIGN.md section 7): explaining a row costs the model `work` whole-model rows (the
 favourable check, then the actions asked rank by rank; a forest's vote stops early, so its
 rows count by the share of its trees that voted), measured by explaining a sample in this
-process, in blocks as the pipeline does. The model alone predicts `rate` rows/s on all cores
-at once (a process per core, each with rows of its own), in calls sized as the pipeline's (a
-block; for a frame model its own `predict` on ready frames of PREDICT_ROWS rows; for a forest
-the faster of its own `predict` and a full vote through the same tree traversal), measured
-before and after the job, the fastest taken: the workers share the machine's caches and
-memory, and a model that streams its input (a wide one-hot Pipeline) does not reach cores x
-its one-core speed. The limit is rate / work; the ratio is the achieved rows/s over it:
+process, in blocks as the pipeline does. The model alone predicts `rate` rows/s on one core,
+in calls sized as the pipeline's (a block; for a frame model its own `predict` on ready frames
+of PREDICT_ROWS rows; for a forest the faster of its own `predict` and a full vote through the
+same tree traversal), measured before and after the job, the faster taken. The limit is
+cores x rate / work. It is also measured with the model alone on every core at once (a
+forked process per core, each with rows of its own): the workers share the machine's caches
+and memory, and a model that streams its input (a wide one-hot Pipeline) does not reach cores
+x its one-core speed; on a shared machine other jobs lower this one too. The ratios are the
+achieved rows/s over both:
   - the whole command (Python and Ray start, the job, exit),
   - the job as its manifest times it (from the command's start of work, Ray's start included),
   - streaming: the rows committed after the first part, over the time to the last part.
 Other jobs on a shared machine lower these wall-clock ratios, so it also gives them in CPU time:
-rows per CPU-second of the command's whole process tree over the model's own (rate / work /
-cores), what the command reaches on cores of its own. Ray's workers run at the command's
+rows per CPU-second of the command's whole process tree over the model's own on one core
+(rate / work), what the command reaches on cores of its own. Ray's workers run at the command's
 niceness (Ray's default is 15 steps nicer), as the model-alone measurement does.
 Also the command's peak memory (summed proportional set size of its process tree, so pages
 shared with the object store count once, sampled every 0.2 s) and CPU time. The rows repeat
@@ -226,8 +228,9 @@ parts = sorted((p.stat().st_mtime, PART.fullmatch(p.name)) for p in (work / "out
 after_first = sum(int(m[3]) - int(m[2]) for _, m in parts[1:])
 streamed = after_first / (parts[-1][0] - parts[0][0])
 streamed_cpu = monitor.cpu_between(parts[0][0], parts[-1][0])
+alone = max(rate[0] for rate in [*before.values(), *after.values()])
 together = max(rate[1] for rate in [*before.values(), *after.values()])
-limit = together / per_row
+limit, ceiling = cores * alone / per_row, together / per_row
 rows = manifest["rows_read"]
 print(json.dumps({k: manifest[k] for k in ("rows_read", "rows_written", "rows_rejected", "status",
                                            "nodes", "seconds")}, indent=2))
@@ -240,22 +243,24 @@ for name in before:
     for i, where in enumerate(["1 core", f"{cores} cores at once"]):
         print(f"the model alone, {where}, {name}: {before[name][i]:.0f} rows/s before the job, "
               f"{after[name][i]:.0f} after")
-alone = max(rate[0] for rate in [*before.values(), *after.values()])
-print(f"model-bound limit on {cores} cores          {limit:8.0f} rows/s = {together:.0f} / {per_row:.2f} "
-      f"({cores} x 1 core would give {cores * alone / per_row:.0f})")
+print(f"model-bound limit on {cores} cores          {limit:8.0f} rows/s = {cores} x {alone:.0f} / "
+      f"{per_row:.2f}")
+print(f"  measured with {cores} cores at once       {ceiling:8.0f} rows/s = {together:.0f} / {per_row:.2f} "
+      f"(shared caches and memory, and other jobs, if any)")
 print(f"in process, 1 core, no Ray            {in_process:8.0f} rows/s: {in_process / (alone / per_row):.2f} "
       f"of the 1-core limit")
 for name, achieved in [("the whole command", rows / seconds), ("the job (manifest, Ray start in)",
                                                                manifest["rows_per_s"]),
                        ("streaming (after the first part)", streamed)]:
-    print(f"{name:<37} {achieved:8.0f} rows/s: {achieved / limit:.2f} of the limit")
+    print(f"{name:<37} {achieved:8.0f} rows/s: {achieved / limit:.2f} of the limit, "
+          f"{achieved / ceiling:.2f} of the measured one")
 print(f"whole command wall time               {seconds:8.1f} s")
 # On a machine shared with other jobs the wall-clock ratios fall with their load; CPU time
-# says what the command would do on cores of its own: the model alone explains rate / work
-# rows per CPU-second, the command (every process it started) this many:
+# says what the command would do on cores of its own: the model alone on one core explains
+# alone / work rows per CPU-second, the command (every process it started) this many:
 for name, count, used in [("the whole command", rows, cpu), ("streaming", after_first, streamed_cpu)]:
     print(f"CPU time, {name:<27} {used:8.1f} s: {count / used:.0f} rows per CPU-second, "
-          f"{count / used / (limit / cores):.2f} of the model's")
+          f"{count / used / (alone / per_row):.2f} of the model's on one core")
 print(f"load average (1 min) before / after   {load_before:8.1f} / {load_after:.1f} on {cores} cores")
 print(f"peak memory, whole process tree       {monitor.peak / 2**30:8.2f} GiB (target < 2 GiB)")
 shutil.rmtree(work)
