@@ -43,18 +43,43 @@ def seconds_per_call(function: Callable[[], object], repeats: int = 20) -> float
     return sorted(times)[len(times) // 2]
 
 
-def adult_run(run: str | None, steps: int = 600) -> Path:
+def adult_run(run: str | None, steps: int = 600, model: dict | None = None) -> Path:
     """A trained Adult run: `run` if given, else a short one trained now in a temporary folder
-    (tune_configs/adult.yaml with `steps` env steps per scope), by `recourse train` in its own
-    process so that the caller's measurements start from a fresh Ray."""
+    (tune_configs/adult.yaml with `steps` env steps per scope, and `model` as its model
+    section if given), by `recourse train` in its own process so that the caller's
+    measurements start from a fresh Ray."""
     if run:
         return Path(run)
     folder = Path(tempfile.mkdtemp(prefix="adult_run_"))
     spec = yaml.safe_load((ROOT / "tune_configs" / "adult.yaml").read_text())
     spec["train"] = {**spec.get("train", {}), "env_steps": steps, "time_budget_s": 180}
+    if model:
+        spec["model"] = model
     (folder / "config.yaml").write_text(yaml.safe_dump(spec))
     print(f"training a short Adult run ({steps} steps per scope) in {folder / 'run'} ...", flush=True)
     subprocess.run([sys.executable, "-m", "distributed_recourse.cli", "train", "--config",
                     str(folder / "config.yaml"), "--output", str(folder / "run")],
                    check=True, stdout=subprocess.DEVNULL, env={**os.environ, "RAY_ADDRESS": ""})
     return folder / "run"
+
+
+def adult_pipeline(path: Path) -> Path:
+    """The most common form of a user's model, fitted on Adult's raw frame and saved to
+    `path` (joblib): a scikit-learn Pipeline of a OneHotEncoder over the categorical columns
+    and a HistGradientBoostingClassifier, predicting the raw label (`>50K` is favourable).
+    Use it as `model: {kind: file, path: PATH, input: frame}`."""
+    import joblib
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from distributed_recourse.data.datasets import load_adult
+
+    adult = load_adult()
+    features = adult.frame[adult.space.columns]
+    encode = ColumnTransformer([("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                                 list(adult.space.categories))], remainder="passthrough")
+    pipeline = make_pipeline(encode, HistGradientBoostingClassifier(random_state=0))
+    joblib.dump(pipeline.fit(features, adult.frame[adult.schema.label]), path)
+    return path

@@ -14,7 +14,8 @@ Output folder:
                     [S, E) of input file F (job.json order) that passed validation
     rejected/       the same names: rows of that range that failed validation, their values as
                     text and the `reason`
-    manifest.json   written last: rows read = written + rejected, rows per status
+    manifest.json   written last: rows read = written + rejected, rows per status, rows per
+                    Ray node that explained them
 
 Exactly once: a part is written under a hidden temporary name and renamed; its rejected part
 first, its data part last, so the data part's rename commits the range. A rerun after a crash
@@ -59,6 +60,10 @@ RAW = "raw:"
 """Prefix, between the actors and the sink, of a rejected row's input values as text."""
 SOURCE, ROW = "source", "row"
 """Output columns naming a row's input file (relative to the input) and its row there (from 0)."""
+NODE = "node"
+"""Column, between the actors and the sink, of the Ray node that explained the row; each part
+keeps its rows per node in its Parquet metadata (`EXPLAINED_BY`), the manifest adds them up."""
+EXPLAINED_BY = b"recourse.explained_by"
 STORE_BYTES = 256 * 2**20
 """Object store the pipeline's blocks may hold at once: reading outpaces explaining, and Ray
 Data's default budget (half the object store, GBs) would let it queue that much ahead. A few
@@ -217,7 +222,7 @@ class InputFiles(Datasource):
         for batch in batches:
             for lo, hi in pending_slices(offset, len(batch), pending):
                 part = pa.Table.from_batches([batch.slice(lo - offset, hi - lo)])
-                part = part.append_column(SOURCE, pa.array([file.source] * (hi - lo), pa.string()))
+                part = part.append_column(SOURCE, pa.repeat(file.source, hi - lo))
                 yield part.append_column(ROW, pa.array(np.arange(lo, hi), pa.int64()))
             offset += len(batch)
 
@@ -243,32 +248,42 @@ def output_schema(explainer: Explainer, alternatives: int) -> pa.Schema:
               *((c, feature_type(explainer, c)) for c in space.columns),
               ("scope", pa.string()), ("group", pa.string()), ("status", pa.string()),
               ("reason", pa.string()), ("flipped", pa.bool_()), ("action", pa.int64()),
+              ("action_text", pa.string()),
               *((CF + name, feature_type(explainer, name)) for name in explainer.actions.names),
               ("gower", pa.float64()), ("sparsity", pa.int64())]
     for i in range(1, 1 + alternatives):
-        fields += [(f"alternative_{i}", pa.int64()), (f"alternative_{i}_gower", pa.float64())]
+        fields += [(f"alternative_{i}", pa.int64()), (f"alternative_{i}_text", pa.string()),
+                   (f"alternative_{i}_gower", pa.float64())]
     fields += [(RAW + c, pa.string()) for c in space.columns]
-    return pa.schema(fields)
+    return pa.schema([*fields, (NODE, pa.string())])
 
 
 class ExplainBatches:
-    """Ray Data actor (`map_batches`): keeps one explainer for all its batches."""
+    """Ray Data actor (`map_batches`): keeps one explainer for all its batches, and says which
+    node explained each row (the `NODE` column, which the driver moves into the manifest)."""
 
     def __init__(self, explainer: Explainer, alternatives: int) -> None:
+        import ray
+
         self.explainer = explainer
         self.alternatives = alternatives
         self.schema = output_schema(explainer, alternatives)
+        self.fields = pa.schema([f for f in self.schema if f.name not in (SOURCE, ROW, NODE)
+                                    and not f.name.startswith(RAW)])
+        self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: pd.DataFrame) -> pa.Table:
-        explained = self.explainer.explain(batch, self.alternatives)
-        explained.insert(0, SOURCE, batch[SOURCE])
-        explained.insert(1, ROW, batch[ROW])
-        rejected = np.flatnonzero(explained["reason"].notna().to_numpy())
+        n = len(batch)
+        explained = self.explainer.explained(batch, self.alternatives)
+        rejected = np.flatnonzero(explained["reason"] != None)  # noqa: E711 (elementwise)
+        columns = {SOURCE: pa.array(batch[SOURCE], pa.string()), ROW: pa.array(batch[ROW], pa.int64()),
+                   **{f.name: pa.array(explained[f.name], f.type, from_pandas=True) for f in self.fields}}
         for column in self.explainer.space.columns:
-            text = np.full(len(batch), None, dtype=object)
+            text = np.full(n, None, dtype=object)
             text[rejected] = [None if pd.isna(v) else str(v) for v in batch[column].iloc[rejected]]
-            explained[RAW + column] = text
-        return pa.Table.from_pandas(explained, schema=self.schema, preserve_index=False)
+            columns[RAW + column] = pa.array(text, pa.string()) if len(rejected) else pa.nulls(n, pa.string())
+        columns[NODE] = pa.repeat(self.node, n)
+        return pa.Table.from_pydict(columns, schema=self.schema)
 
 
 # --------------------------------------------------------------------- committing
@@ -277,35 +292,45 @@ def part_name(file: int, start: int, stop: int) -> str:
 
 
 def atomic_parquet(table: pa.Table, path: Path) -> None:
-    """Written under a hidden name (readers skip it), then renamed: never seen half-written."""
+    """Written under a hidden name (readers skip it), then renamed: never seen half-written.
+    Without column statistics, which cost a fifth of the writing and serve no reader here."""
     partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
-    pq.write_table(table, partial)
+    pq.write_table(table, partial, write_statistics=False)
     os.replace(partial, path)
 
 
 def consecutive_runs(table: pa.Table) -> Iterator[tuple[str, int, int, pa.Table]]:
-    """(source, first row, stop row, rows) of each run of consecutive rows of one input file."""
-    table = table.sort_by([(SOURCE, "ascending"), (ROW, "ascending")])
-    sources = np.asarray(table[SOURCE].to_pylist(), dtype=object)
+    """(source, first row, stop row, rows) of each stretch of the table holding consecutive
+    rows of one input file. Blocks come in reading order (one run, or a few); in any other
+    order the runs would just be more, and still disjoint."""
+    encoded = table[SOURCE].combine_chunks().dictionary_encode()
+    sources, names = encoded.indices.to_numpy(), encoded.dictionary.to_pylist()
     rows = table[ROW].to_numpy()
     breaks = np.flatnonzero((sources[1:] != sources[:-1]) | (rows[1:] != rows[:-1] + 1)) + 1
     for start, stop in zip([0, *breaks], [*breaks, len(table)], strict=True):
-        yield sources[start], int(rows[start]), int(rows[stop - 1]) + 1, table.slice(start, stop - start)
+        yield (names[sources[start]], int(rows[start]), int(rows[stop - 1]) + 1,
+               table.slice(start, stop - start))
 
 
 def commit(table: pa.Table, output: Path, files: dict[str, int], columns: list[str]) -> None:
     """Commit each run of consecutive rows of an input file in an explained block: its rejected
-    rows, then its explained rows (the commit point; written even when empty)."""
+    rows, then its explained rows (the commit point; written even when empty, and carrying in
+    its metadata how many of the range's rows each node explained)."""
     raw = [RAW + c for c in columns]
     for source, start, stop, rows in consecutive_runs(table):
         name = part_name(files[source], start, stop)
-        is_rejected = pc.is_valid(rows["reason"])
-        rejected = rows.filter(is_rejected)
-        if len(rejected):
+        nodes = {str(count["values"]): int(count["counts"])
+                 for count in pc.value_counts(rows[NODE].combine_chunks()).to_pylist()}
+        rows = rows.drop_columns([NODE])
+        if rows["reason"].null_count < len(rows):  # some rows were rejected
+            is_rejected = pc.is_valid(rows["reason"])
+            rejected = rows.filter(is_rejected)
             atomic_parquet(rejected.select([SOURCE, ROW, "reason", *raw])
                            .rename_columns([SOURCE, ROW, "reason", *columns]),
                            output / "rejected" / name)
-        atomic_parquet(rows.filter(pc.invert(is_rejected)).drop_columns(["reason", *raw]),
+            rows = rows.filter(pc.invert(is_rejected))
+        data = rows.drop_columns(["reason", *raw])
+        atomic_parquet(data.replace_schema_metadata({EXPLAINED_BY: json.dumps(nodes)}),
                        output / "data" / name)
 
 
@@ -387,21 +412,26 @@ def explain_batch(
 
             ray = connect(address)
             blocks = -(-todo // block_rows)
-            workers = max(1, min(blocks, int(ray.cluster_resources().get("CPU", 1))))
-            # An explaining actor per CPU (fewer for fewer blocks), each owning 3/4 of one;
-            # reading costs little beside the model: one task at a time (a worker process costs
-            # ~200 MB), in the remaining quarters. This process commits the explained blocks as
-            # they stream in (no write worker, and OUT need only exist here). Blocks of
-            # `block_rows` rows (Ray Data merges a read task's output, and would split it to
-            # reach 200 blocks): a forest predicts a row 20% slower in calls of 5,000 rows than
-            # of 20,000 (13 us on Adult; 11.4 at 50,000, but then each actor and this process
-            # hold ~50 MB more).
+            offered = ray.cluster_resources()
+            workers = min(blocks, int(offered.get("CPU", 1)), *(
+                int(offered.get(name, 0) // amount) for name, amount in (worker_resources or {}).items()
+                if amount > 0))
+            if workers < 1:
+                raise ConfigError(f"no node offers a CPU and the --worker-resources {worker_resources} "
+                                  f"an explaining worker asks for (the cluster offers {offered})")
+            # An explaining actor per CPU (fewer for fewer blocks), each owning one. Reading
+            # costs little beside the model (0.4 CPU-s per million Adult rows): one task at a
+            # time, owning no CPU, so that it runs on this node even when, as Ray advises for
+            # large clusters, the head offers none (Ray Data pins a driver-local read there).
+            # This process commits the explained blocks as they stream in (no write worker,
+            # and OUT need only exist here). Blocks of `block_rows` rows (Ray Data merges a
+            # read task's output, and would split it to reach 200 blocks): a forest predicts a
+            # row 20% slower in calls of 5,000 rows than of 20,000.
             rows = ray.data.read_datasource(InputFiles(files, pending, columns, block_rows),
-                                            override_num_blocks=blocks,
-                                            num_cpus=0.25, concurrency=1)
+                                            override_num_blocks=blocks, num_cpus=0, concurrency=1)
             explained = rows.map_batches(
                 ExplainBatches, fn_constructor_args=(explainer, alternatives), batch_format="pandas",
-                batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=0.75,
+                batch_size=None, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
                 resources=worker_resources or None)
             explained.context.execution_options.resource_limits = ExecutionResources.for_limits(
                 object_store_memory=STORE_BYTES)
@@ -427,7 +457,12 @@ def summarize(output: Path, files: list[InputFile], run: str | Path, input: str 
                                f"{file.rows} rows exactly once: {ranges}")
     data = sorted((output / "data").glob("part-*.parquet"))
     rejected = sorted((output / "rejected").glob("part-*.parquet"))
-    written = sum(pq.read_metadata(p).num_rows for p in data)
+    metadata = [pq.read_metadata(p) for p in data]
+    written = sum(meta.num_rows for meta in metadata)
+    nodes: dict[str, int] = {}
+    for meta in metadata:
+        for node, rows in json.loads((meta.metadata or {}).get(EXPLAINED_BY, b"{}")).items():
+            nodes[node] = nodes.get(node, 0) + rows
     refused = sum(pq.read_metadata(p).num_rows for p in rejected)
     read = sum(f.rows for f in files)
     if read != written + refused:
@@ -440,6 +475,7 @@ def summarize(output: Path, files: list[InputFile], run: str | Path, input: str 
         "run": str(run), "input": str(input), "output": str(output),
         "rows_read": read, "rows_written": written, "rows_rejected": refused,
         "status": counts,
+        "nodes": nodes,
         "files": {"inputs": len(files), "data": len(data), "rejected": len(rejected)},
         "rows_this_run": this_run,
         "seconds": round(seconds, 3),

@@ -152,6 +152,13 @@ def cmd_explain(args: argparse.Namespace) -> None:
     print(f"written: {out / 'data'}/, {out / 'rejected'}/, {out / 'manifest.json'}")
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from distributed_recourse.serve import serve_until_stopped
+
+    serve_until_stopped(args.run_dir, address=args.address, host=args.host, port=args.port,
+                        replicas=args.replicas, token_file=args.token_file, max_rows=args.max_rows)
+
+
 # --------------------------------------------------------------------- arguments
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="recourse", description=__doc__.splitlines()[0])
@@ -223,6 +230,20 @@ def parser() -> argparse.ArgumentParser:
                          help="rows per block read (memory per worker against overhead)")
     explain.add_argument("--worker-resources", type=json.loads, default=None,
                          help='custom Ray resources per explaining worker, e.g. \'{"explain_slot": 1}\'')
+
+    serving = command("serve", "real-time recourse over HTTP, on Ray Serve", cmd_serve)
+    serving.add_argument("--run", dest="run_dir", required=True,
+                         help="a trained run folder, or an explainer saved by FairRecourse.save")
+    serving.add_argument("--host", default="127.0.0.1",
+                         help="address the HTTP proxy binds (default: this machine only)")
+    serving.add_argument("--port", type=int, default=8000)
+    serving.add_argument("--replicas", type=int, default=None,
+                         help="a fixed number of replicas (default: autoscale within the config's "
+                              "serve.min_replicas..max_replicas)")
+    serving.add_argument("--token-file", default=None,
+                         help="file holding the bearer token every request must carry")
+    serving.add_argument("--max-rows", type=int, default=None,
+                         help="rows one request may carry (default: the config's serve.max_rows)")
     return root
 
 

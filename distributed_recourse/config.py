@@ -224,6 +224,39 @@ class TrainConfig:
 
 
 @dataclass
+class ServeConfig:
+    """`recourse serve`: the HTTP application's replicas and limits (the command's options
+    `--replicas` and `--max-rows` override)."""
+
+    min_replicas: int = 1
+    """Autoscaling bounds: Serve adds replicas while each has more than
+    `target_ongoing_requests` requests in hand, and removes them down to `min_replicas`."""
+    max_replicas: int = 2
+    target_ongoing_requests: float = 8.0
+    replica_cpus: float = 1.0
+    """CPUs each replica reserves."""
+    alternatives: int = 2
+    """Next-best flipping actions answered per person, as `recourse explain --alternatives`."""
+    max_rows: int = 1_000
+    """Rows one request may carry (more: HTTP 413)."""
+    max_body_bytes: int = 2 * 2**20
+    """Bytes one request body may carry (more: HTTP 413)."""
+    batch_rows: int = 512
+    """Rows of concurrent requests a replica explains in one go (`@serve.batch`)."""
+    batch_wait_s: float = 0.0
+    """How long a replica waits for more requests to join a batch; even without waiting, the
+    requests that arrive while one batch is explained form the next."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_replicas <= self.max_replicas:
+            raise ConfigError(f"serve: expected 1 <= min_replicas <= max_replicas, got "
+                              f"{self.min_replicas} and {self.max_replicas}")
+        for name in ("max_rows", "max_body_bytes", "batch_rows"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"serve.{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass
 class RunConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -235,6 +268,7 @@ class RunConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     sac: SacSettings = field(default_factory=SacSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     seed: int = 42
     """Seeds the split, the model, the clustering, the environments and SAC."""
 
@@ -285,7 +319,7 @@ class RunConfig:
                     kwargs[name] = RewardWeights.from_dict(value)
                 except (TypeError, ValueError) as error:
                     raise ConfigError(f"{source}: reward: {error}") from None
-            elif name in ("dataset", "model", "population", "search", "sac", "train"):
+            elif name in ("dataset", "model", "population", "search", "sac", "train", "serve"):
                 kwargs[name] = section(sections[name].default_factory, value, f"{source}: {name}")
             else:
                 kwargs[name] = value

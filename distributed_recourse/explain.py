@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from distributed_recourse.config import ConfigError, RunConfig
 from distributed_recourse.data.datasets import BUILTIN, Dataset, builtin_schema, finish
-from distributed_recourse.data.schema import FeatureSpace, Protected, Schema, SchemaError
+from distributed_recourse.data.schema import OTHER, FeatureSpace, Protected, Schema, SchemaError
 from distributed_recourse.model import BlackBox
 from distributed_recourse.population import WHOLE, Clustering, cluster_scope
 from distributed_recourse.recourse.actions import ActionSpace
@@ -39,10 +39,6 @@ FAVOURABLE, RECOURSE, NO_RECOURSE, REJECTED = "favourable", "recourse", "no_reco
 scope's set flips the decision, failed validation."""
 CF = "cf_"
 """Prefix of the counterfactual's actionable feature columns."""
-LAZY_ROWS = 1_000
-"""Below this many people, asking the model about all their remaining actions at once beats
-asking rank by rank: a call walks every tree of a forest, and small calls pay for it per row
-(Adult's forest: 66 us per row in calls of 100 rows, 26 in calls of 1,000, 16 of 5,000)."""
 
 
 # --------------------------------------------------------------------- validation
@@ -53,9 +49,11 @@ def validate(
 
     Returns X (n, d) (placeholders in rows with a problem), the protected group label per row
     and the reason per row ("" when valid). Problems reject their row only, with a reason naming
-    the column: a missing value, a value that is not a (finite) number, an unknown category, an
-    actionable value outside its bounds or between ordinal levels, a protected value with no
-    group. A column missing from the whole frame raises a SchemaError naming it and `source`."""
+    the column and what it expects: a missing value, a value that is not a (finite) number, an
+    unknown category, an actionable value outside its bounds or between ordinal levels, a
+    protected value with no group. A reason never repeats a protected column's value (only the
+    group label leaves the explainer). A column missing from the whole frame raises a
+    SchemaError naming it and `source`."""
     for column in [*space.columns, *protected.columns]:
         if column not in frame.columns:
             raise SchemaError(f"{source}: column {column!r} is missing")
@@ -63,38 +61,49 @@ def validate(
     X = np.zeros((n, len(space.columns)))
     problems: dict[int, list[str]] = {}
 
-    def reject(mask: np.ndarray, raw: pd.Series, describe: Callable[[Any], str]) -> None:
+    def reject(mask: np.ndarray, column: str, raw: np.ndarray, describe: Callable[[str], str]) -> None:
+        hidden = column in protected.columns
         for i in np.flatnonzero(mask):
-            problems.setdefault(int(i), []).append(describe(raw.iloc[i]))
+            value = raw[i]
+            shown = "the value" if hidden else repr(value) if isinstance(value, str) else str(value)
+            problems.setdefault(int(i), []).append(describe(shown))
 
     features = {spec.name: spec for spec in space.actionable}
     for i, column in enumerate(space.columns):
-        raw = frame[column]
-        missing = raw.isna().to_numpy()
-        reject(missing, raw, lambda v, c=column: f"{c}: missing")
+        raw = frame[column].to_numpy()  # numpy from here: a column of one row costs ~10x less
+        missing = pd.isna(raw)
         if column in space.categories:
+            expected = f"expected one of {listed(space.categories[column])}"
+            reject(missing, column, raw, lambda v, c=column, e=expected: f"{c}: missing, {e}")
             X[:, i] = codes = space.category_codes(raw, column)
-            reject((codes < 0) & ~missing, raw, lambda v, c=column: f"{c}: unknown category {v!r}")
+            reject((codes < 0) & ~missing, column, raw,
+                   lambda v, c=column, e=expected: f"{c}: {v} is not a known category, {e}")
             continue
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        finite = np.isfinite(values)
-        reject(~finite & ~missing, raw, lambda v, c=column: f"{c}: {v!r} is not a number")
-        X[:, i] = np.where(finite, values, 0.0)
         spec = features.get(column)
+        expected = "a number" if spec is None else f"a number in {spec.low:g}..{spec.high:g}"
+        reject(missing, column, raw, lambda v, c=column, e=expected: f"{c}: missing, expected {e}")
+        numeric = raw.astype(np.float64) if raw.dtype.kind in "biuf" else np.asarray(
+            pd.to_numeric(raw, errors="coerce"), dtype=np.float64)
+        finite = np.isfinite(numeric)
+        reject(~finite & ~missing, column, raw, lambda v, c=column, e=expected: f"{c}: {v} is not {e}")
+        X[:, i] = np.where(finite, numeric, 0.0)
         if spec is not None:
-            outside = finite & ((values < spec.low) | (values > spec.high))
-            reject(outside, raw, lambda v, s=spec: f"{s.name}: {v} is outside its bounds "
-                                                   f"{s.low:g}..{s.high:g}")
+            outside = finite & ((numeric < spec.low) | (numeric > spec.high))
+            reject(outside, column, raw, lambda v, c=column, e=expected: f"{c}: {v} is outside its bounds, "
+                                                                        f"expected {e}")
             if spec.kind == "ord":
-                between = finite & ~outside & (values != np.round(values))
-                reject(between, raw, lambda v, c=column: f"{c}: {v} is not a whole level")
+                between = finite & ~outside & (numeric != np.round(numeric))
+                reject(between, column, raw, lambda v, c=column, s=spec: f"{c}: {v} is between levels, "
+                                                                         f"expected a whole number in "
+                                                                         f"{s.low:g}..{s.high:g}")
     valid = np.ones(n, dtype=bool)
     valid[list(problems)] = False
     groups = None
     for column in protected.columns:
         part = protected.column_groups(frame[column], column).to_numpy()
-        reject(valid & pd.isna(part), frame[column],
-               lambda v, c=column: f"{c}: {v!r} has no protected group")
+        mapped = [key for key in protected.groups.get(column, {}) if key != OTHER]
+        reject(valid & pd.isna(part), column, frame[column].to_numpy(),
+               lambda v, c=column, m=mapped: f"{c}: {v} has no protected group, expected one of {listed(m)}")
         groups = part if groups is None else np.array(
             [None if a is None or b is None else f"{a} x {b}" for a, b in zip(groups, part, strict=True)],
             dtype=object)
@@ -102,6 +111,11 @@ def validate(
     for i, found in problems.items():
         reasons[i] = "; ".join(found)
     return X, groups, reasons
+
+
+def listed(values: list[str], most: int = 12) -> str:
+    """`a, b, c` (the first `most` values, then `...`)."""
+    return ", ".join(map(str, values[:most])) + (", ..." if len(values) > most else "")
 
 
 # --------------------------------------------------------------------- scopes
@@ -187,12 +201,13 @@ def closest_actions(
     """The closest flipping action of each person's scope's set, and the next `alternatives`.
 
     X holds people the model does not favour; `sets` (S, N, m) one set per scope and `scope`
-    (n,) each person's. The model is asked lazily, in order of Gower distance: a person stops
-    being evaluated once 1 + `alternatives` actions flip them, and actions that change nothing
-    for the person (or repeat an earlier action of the set) are never evaluated. All people of
-    one rank go to the model in one call; once fewer than `LAZY_ROWS` remain, all their
-    remaining actions do. The chosen action is what `metrics.person_outcome` would choose over
-    all actions (ties: the first in the set)."""
+    (n,) each person's. The model is asked rank by rank, in order of Gower distance, all
+    people of a rank in one call, and only about what no cheaper check settles: a person stops
+    being evaluated once 1 + `alternatives` actions flip them; an action that changes nothing
+    for the person, or repeats an earlier action of the set, is never evaluated; one that
+    gives the person the same counterfactual as a closer action (say, raising a feature that
+    a one-way rule keeps where it is) gets that action's outcome. The chosen action is what
+    `metrics.person_outcome` would choose over all actions (ties: the first in the set)."""
     n, N = len(X), sets.shape[1]
     moved = np.repeat(X[None], N, axis=0)
     for s in np.unique(scope):
@@ -203,23 +218,31 @@ def closest_actions(
     changed = np.stack([actions.n_changed(X, after) for after in moved])
     distinct = np.stack([actions.distinct(action_set) for action_set in sets])
     usable = distinct[scope].T & (changed > 0)
+    # copy_of[j, i]: an earlier action of the set giving person i the same counterfactual as
+    # action j (equal rows have equal Gower distances, so it ranks before j), else -1
+    copy_of = np.full((N, n), -1)
+    moves = moved[:, :, actions.columns]
+    for j in range(1, N):
+        for k in range(j - 1, -1, -1):
+            same = usable[k] & usable[j] & (moves[j] == moves[k]).all(axis=1)
+            copy_of[j, same] = k
     order = np.argsort(np.where(usable, gower, np.inf), axis=0, kind="stable")
     people = np.arange(n)
     flipped = np.zeros((N, n), dtype=bool)
     found = np.zeros(n, dtype=np.int64)
-    for rank, j in enumerate(order):  # j[i]: person i's action at this rank
+    for j in order:  # j[i]: person i's action at this rank
         todo = np.flatnonzero((found <= alternatives) & usable[j, people])
         if not len(todo):
             break
-        last = rank + 1 if len(todo) >= LAZY_ROWS else N
-        action, person = order[rank:last, todo], np.broadcast_to(todo, (last - rank, len(todo)))
-        keep = usable[action, person]
-        action, person = action[keep], person[keep]
-        hit = np.asarray(favourable(moved[action, person]), dtype=bool)
-        flipped[action, person] = hit
-        found += np.bincount(person[hit], minlength=n)
-        if last == N:
-            break
+        action = j[todo]
+        source = copy_of[action, todo]
+        copied = source >= 0
+        hit = np.empty(len(todo), dtype=bool)
+        hit[copied] = flipped[source[copied], todo[copied]]
+        if not copied.all():
+            hit[~copied] = np.asarray(favourable(moved[action[~copied], todo[~copied]]), dtype=bool)
+        flipped[action, todo] = hit
+        found[todo] += hit
     wanted = 1 + alternatives
     cost = np.vstack([np.where(flipped, gower, np.inf), np.full((max(0, wanted - N), n), np.inf)])
     ranked = np.argsort(cost, axis=0, kind="stable")[:wanted]
@@ -262,12 +285,27 @@ class Explainer:
     def actions(self) -> ActionSpace:
         return ActionSpace(self.space.actionable, self.sets.shape[1])
 
+    @cached_property
+    def action_texts(self) -> np.ndarray:
+        """(S, N + 1) each scope's actions in words, as the end-of-run table prints them
+        (`recourse/describe.py`); the last column, where index -1 (no action) points, is None."""
+        features = self.space.describe_actionable()
+        return np.array([[action_text(self.actions.describe(action), features) for action in action_set]
+                         + [None] for action_set in self.sets], dtype=object)
+
     def explain(self, frame: pd.DataFrame, alternatives: int = 2, source: str = "data") -> pd.DataFrame:
         """One row per row of `frame` (same index): the features as the model reads them,
         `scope`, `group`, `status`, `reason` (why a row was rejected), `flipped`, `action`
-        (index into the scope's set, -1: none), the counterfactual's actionable features
-        (`cf_<name>`), its `gower` distance and `sparsity`, then `alternative_<i>` and
-        `alternative_<i>_gower` for the next-best flipping actions (-1 / NaN: none)."""
+        (index into the scope's set, -1: none) and `action_text` (it in words), the
+        counterfactual's actionable features (`cf_<name>`), its `gower` distance and
+        `sparsity`, then `alternative_<i>`, `alternative_<i>_text` and `alternative_<i>_gower`
+        for the next-best flipping actions (-1 / None / NaN: none)."""
+        return pd.DataFrame(self.explained(frame, alternatives, source), index=frame.index)
+
+    def explained(self, frame: pd.DataFrame, alternatives: int = 2,
+                  source: str = "data") -> dict[str, np.ndarray]:
+        """`explain`'s columns as arrays (NaN or None where a value is missing), for readers that
+        need no frame (the batch output, the HTTP answers)."""
         X, groups, reasons = validate(frame, self.space, self.schema.protected, source)
         n = len(frame)
         rows = np.flatnonzero(reasons == "")
@@ -280,25 +318,31 @@ class Explainer:
         status = np.where(favourable, FAVOURABLE, NO_RECOURSE).astype(object)
         status[affected[found.valid]] = RECOURSE
         at = rows[affected]
-        data = {c: placed(v.to_numpy(), rows, n, np.nan if v.dtype.kind == "f" else None)
-                for c, v in self.space.decode(X).items()}
+
+        def text(ranked: np.ndarray) -> np.ndarray:
+            return placed(self.action_texts[scope[affected], ranked], at, n, None)
+
+        data = {c: placed(v, rows, n, np.nan if v.dtype.kind == "f" else None)
+                for c, v in self.space.decoded(X).items()}
         data["scope"] = placed(np.asarray(self.scopes.names, dtype=object)[scope], rows, n, None)
         data["group"] = placed(groups[rows].astype(object), rows, n, None)
         data["status"] = placed(status, rows, n, REJECTED)
         data["reason"] = np.where(reasons == "", None, reasons)
         data["flipped"] = placed(found.valid, at, n, False)
         data["action"] = placed(found.chosen, at, n, -1)
+        data["action_text"] = text(found.chosen)
         with_cf = affected[found.valid]
-        counterfactuals = self.space.decode(found.counterfactual[found.valid])
+        counterfactuals = self.space.decoded(found.counterfactual[found.valid])
         for name in self.actions.names:
-            values = counterfactuals[name].to_numpy()
+            values = counterfactuals[name]
             data[CF + name] = placed(values, rows[with_cf], n, np.nan if values.dtype.kind == "f" else None)
         data["gower"] = placed(found.gower[0], at, n, np.nan)
         data["sparsity"] = placed(found.sparsity, at, n, 0)
         for i in range(1, 1 + alternatives):
             data[f"alternative_{i}"] = placed(found.ranked[i], at, n, -1)
+            data[f"alternative_{i}_text"] = text(found.ranked[i])
             data[f"alternative_{i}_gower"] = placed(found.gower[i], at, n, np.nan)
-        return pd.DataFrame(data, index=frame.index)
+        return data
 
     def described_sets(self) -> dict[str, list[dict[str, float]]]:
         """Each scope's actions, as the changes they make (what `action` indices point to)."""
@@ -435,17 +479,15 @@ class FairRecourse(BaseEstimator):
         check_is_fitted(self, "explainer_")
         explainer = self.explainer_
         data = explainer.explain(frame, self.alternatives, source="frame")
-        sets = explainer.described_sets()
-        features = explainer.space.describe_actionable()
         meta = {
             "name": type(self).__name__,
             "alternatives": self.alternatives,
             "level": explainer.scopes.level,
             "features": list(explainer.space.columns),
             "actionable": explainer.actions.names,
-            "sets": sets,
-            "sets_text": {name: [action_text(a, features) for a in actions]
-                          for name, actions in sets.items()},
+            "sets": explainer.described_sets(),
+            "sets_text": {name: explainer.action_texts[s, :-1].tolist()
+                          for s, name in enumerate(explainer.scopes.names)},
             "counts": {s: int((data["status"] == s).sum())
                        for s in (FAVOURABLE, RECOURSE, NO_RECOURSE, REJECTED)},
         }

@@ -16,11 +16,15 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from distributed_recourse import explain
 from distributed_recourse.batch import explain_batch, part_name
 from distributed_recourse.config import ConfigError
-from distributed_recourse.data.datasets import FILES, read_table
+from distributed_recourse.data.datasets import FILES, load_alzheimer, read_table
 from distributed_recourse.data.schema import Schema, SchemaError
 from distributed_recourse.explain import (
     FAVOURABLE,
@@ -29,11 +33,12 @@ from distributed_recourse.explain import (
     REJECTED,
     Explainer,
     FairRecourse,
+    Recourse,
     Scopes,
     closest_actions,
     frame_dataset,
 )
-from distributed_recourse.model import BlackBox
+from distributed_recourse.model import BlackBox, make_estimator
 from distributed_recourse.population import Clustering, Prepared, prepare
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
@@ -85,11 +90,14 @@ def test_chosen_action_is_the_closest_flipping_one_and_alternatives_follow_by_go
     assert first["alternative_2_gower"] == pytest.approx(0.25)
     assert (first["cf_income"], first["cf_level"], first["cf_city"]) == (80.0, 2.0, "a")
     assert first["sparsity"] == 1 and first["flipped"]
+    assert (first["action_text"], first["alternative_1_text"], first["alternative_2_text"]) == (
+        "income +30", "income +10; level at least 4", "level at least 5")
     # person 1: only moving to city c flips; no alternative
     second = data.iloc[1]
     assert (second["action"], second["alternative_1"], second["alternative_2"]) == (2, -1, -1)
     assert second["cf_city"] == "c" and second["gower"] == pytest.approx(1 / 3)
     assert np.isnan(second["alternative_1_gower"])
+    assert second["action_text"] == "city → c" and pd.isna(second["alternative_1_text"])
     # person 3 is at level 5 already: action 1 changes nothing, action 3 only adds income (the
     # closest change, not flipping); income +30 is the closest that flips
     fourth = data.iloc[3]
@@ -98,6 +106,7 @@ def test_chosen_action_is_the_closest_flipping_one_and_alternatives_follow_by_go
     # already favourable: passed through, no counterfactual
     third = data.iloc[2]
     assert third["action"] == -1 and not third["flipped"] and np.isnan(third["gower"])
+    assert pd.isna(third["action_text"])
     assert pd.isna(third["cf_income"]) and pd.isna(third["cf_city"])
     assert list(data["group"]) == ["Female", "Male", "Female", "Male"]
     assert list(data["scope"]) == ["all"] * 4
@@ -115,11 +124,9 @@ def test_fewer_alternatives_are_padded_none_asked_gives_none_and_empty_frames_wo
     assert list(TOY_EXPLAINER.explain(PEOPLE.iloc[[2]])["status"]) == [FAVOURABLE]
 
 
-@pytest.mark.parametrize("lazy_rows", [1, 10**9], ids=["rank by rank", "all at once"])
-def test_lazy_evaluation_chooses_as_person_outcome_over_every_action(lazy_rows, monkeypatch):
-    monkeypatch.setattr(explain, "LAZY_ROWS", lazy_rows)
+def test_closest_actions_choose_as_person_outcome_and_ask_only_what_no_cheaper_check_settles():
     rng = np.random.default_rng(3)
-    n = 400
+    n, alternatives = 400, 1
     X = np.column_stack([rng.integers(20, 70, n), rng.integers(0, 3, n), rng.uniform(0, 100, n),
                          rng.integers(1, 6, n), rng.integers(0, 3, n)]).astype(float)
     actions = ActionSpace(SPACE.actionable, 5)
@@ -128,12 +135,29 @@ def test_lazy_evaluation_chooses_as_person_outcome_over_every_action(lazy_rows, 
         for _ in range(3)]))
     sets[1, 4] = sets[1, 0]  # a repeated action
     sets[2, 3] = actions.no_change()
+    sets[0, 1], sets[0, 2] = [10, 2, -1], [10, 3, -1]  # the same change for people at level >= 3
     model = BlackBox(Rule(), SPACE)
     unfavourable = X[~model.favourable(X)]
     scope = rng.integers(0, 3, len(unfavourable))
     asked = []
     found = closest_actions(actions, unfavourable, sets, scope,
-                            lambda X: asked.append(len(X)) or model.favourable(X), alternatives=1)
+                            lambda X: asked.append(len(X)) or model.favourable(X), alternatives)
+    needed = 0  # person by person: actions in Gower order, a counterfactual asked once, until 2 flip
+    for person, s in zip(unfavourable, scope, strict=True):
+        moved = [actions.apply(person[None], a)[0] for a in sets[s]]
+        gower = [actions.distance(person[None], m[None])[0] for m in moved]
+        usable = [j for j in np.argsort(gower, kind="stable")
+                  if actions.distinct(sets[s])[j] and (moved[j] != person).any()]
+        outcomes, flips = {}, 0
+        for j in usable:
+            if flips > alternatives:
+                break
+            key = moved[j].tobytes()
+            if key not in outcomes:
+                outcomes[key] = bool(model.favourable(moved[j][None])[0])
+                needed += 1
+            flips += outcomes[key]
+    assert sum(asked) == needed and len(asked) <= 5
     for s in range(3):
         mine = scope == s
         expected = M.person_outcome(M.evaluate_set(actions, unfavourable[mine], sets[s],
@@ -142,14 +166,102 @@ def test_lazy_evaluation_chooses_as_person_outcome_over_every_action(lazy_rows, 
         assert np.allclose(found.gower[0][mine], np.where(expected.valid, expected.cost, np.nan),
                            equal_nan=True)
         assert (found.sparsity[mine] == expected.sparsity).all()
-        valid = expected.valid
-        cf = found.counterfactual[mine][valid]
-        assert model.favourable(cf).all()
+        assert model.favourable(found.counterfactual[mine][expected.valid]).all()
     assert 0 < found.valid.mean() < 1
-    usable = sum(int((actions.n_changed(unfavourable[scope == s], actions.apply(
-        unfavourable[scope == s], a)) > 0).sum()) for s in range(3) for a in np.unique(sets[s], axis=0))
-    assert len(asked) == (5 if lazy_rows == 1 else 1)
-    assert sum(asked) <= usable and (sum(asked) < usable) == (lazy_rows == 1)
+    twins = (scope == 0) & (unfavourable[:, 3] >= 3) & (found.ranked[0] == 1)
+    assert twins.any() and (found.ranked[1][twins] == 2).all()  # asked once, both reported
+    assert (found.gower[0][twins] == found.gower[1][twins]).all()
+
+
+class OwnPredict:
+    """A model seen only through its own `predict`, so that no shortcut applies; counts calls."""
+
+    def __init__(self, estimator) -> None:
+        self.estimator, self.calls = estimator, []
+
+    def predict(self, X):
+        self.calls.append((type(X), len(X)))
+        return self.estimator.predict(X)
+
+
+def unoptimised_actions(actions, X, sets, scope, favourable, alternatives=2) -> Recourse:
+    """The reference: every action of each person's set asked of the model, then ranked by
+    Gower distance (ties: the first in the set), as DESIGN.md section 3 reads."""
+    N, n = sets.shape[1], len(X)
+    moved = np.repeat(X[None], N, axis=0)
+    cost = np.full((max(N, 1 + alternatives), n), np.inf)
+    changed = np.zeros((N, n), dtype=np.int64)
+    for s in np.unique(scope):
+        mine = np.flatnonzero(scope == s)
+        first = actions.distinct(sets[s])
+        for j, action in enumerate(sets[s]):
+            moved[j, mine] = after = actions.apply(X[mine], action)
+            changed[j, mine] = actions.n_changed(X[mine], after)
+            flips = np.asarray(favourable(after), dtype=bool) & first[j] & (changed[j, mine] > 0)
+            cost[j, mine] = np.where(flips, actions.distance(X[mine], after), np.inf)
+    ranked = np.argsort(cost, axis=0, kind="stable")[:1 + alternatives]
+    ranked_cost = np.take_along_axis(cost, ranked, axis=0)
+    exists = np.isfinite(ranked_cost)
+    chosen, people = np.where(exists[0], ranked[0], 0), np.arange(n)
+    return Recourse(np.where(exists, ranked, -1), np.where(exists, ranked_cost, np.nan),
+                    np.where(exists[0], changed[chosen, people], 0),
+                    np.where(exists[0][:, None], moved[chosen, people], X))
+
+
+def assert_explains_as_unoptimised(explainer: Explainer, frame: pd.DataFrame, monkeypatch,
+                                   alternatives: int = 3) -> pd.DataFrame:
+    """Every output row equals the unoptimised path's: the model's own predict on every
+    action of every person's set."""
+    got = explainer.explain(frame, alternatives)
+    reference = replace(explainer, model=BlackBox(OwnPredict(explainer.model.estimator), explainer.space,
+                                                  explainer.model.input, explainer.model.favourable_output))
+    with monkeypatch.context() as patch:
+        patch.setattr(explain, "closest_actions", unoptimised_actions)
+        expected = reference.explain(frame, alternatives)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    return got
+
+
+def toy_people(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"age": rng.integers(20, 70, n), "sex": rng.choice(["F", "M"], n),
+                         "income": rng.uniform(0, 100, n).round(1), "level": rng.integers(1, 6, n),
+                         "city": rng.choice(["a", "b", "c"], n, p=[0.45, 0.45, 0.1])})
+
+
+def test_a_frame_model_is_asked_one_frame_per_rank_and_answers_as_unoptimised(monkeypatch):
+    """A user's Pipeline reading the raw frame (OneHotEncoder + HistGradientBoosting)."""
+    train = toy_people(3000, 0)
+    label = ((train["income"] + 10 * train["level"] >= 80) | (train["city"] == "c")).astype(int)
+    encode = ColumnTransformer([("cat", OneHotEncoder(), ["sex", "city"])], remainder="passthrough")
+    pipeline = make_pipeline(encode, HistGradientBoostingClassifier(random_state=0)).fit(train, label)
+    counted = OwnPredict(pipeline)
+    explainer = Explainer(TOY, BlackBox(counted, SPACE, input="frame"), Scopes("group"), SET[None])
+    people = toy_people(2000, 1)
+    explainer.explain(people)
+    calls, counted.calls = counted.calls, []
+    assert all(kind is pd.DataFrame for kind, _ in calls)
+    assert len(calls) <= 1 + len(SET)  # the favourable check, then one frame per rank
+    assert calls[0][1] == len(people)
+    data = assert_explains_as_unoptimised(explainer, people, monkeypatch)
+    assert (data["status"] == RECOURSE).sum() > 500
+
+
+def test_every_row_is_as_the_unoptimised_path_gives_on_the_papers_forest(run, monkeypatch):
+    """The paper's forest (200 trees, impure leaves), early stopping, people settled early
+    and shared counterfactuals: every output row as the unoptimised path's."""
+    explainer = Explainer.open(run)
+    data = load_alzheimer()
+    forest = make_estimator("random_forest", {}, seed=0).fit(data.X, data.favourable.astype(int))
+    explainer = replace(explainer, model=BlackBox(forest, explainer.space))
+    rng = np.random.default_rng(2)
+    frame = ALZHEIMER.sample(1500, random_state=3).reset_index(drop=True)
+    for column in ("FunctionalAssessment", "ADL"):  # people near the boundary, many near-ties
+        frame[column] = (frame[column] + rng.normal(0, 1.5, len(frame))).clip(0, 10)
+    frame.loc[[4, 9], "MMSE"] = [np.nan, 31.0]
+    got = assert_explains_as_unoptimised(explainer, frame, monkeypatch)
+    assert set(got["status"]) == {FAVOURABLE, RECOURSE, NO_RECOURSE, REJECTED}
+    assert explainer.model.work < 3 * len(frame)  # in whole-forest rows
 
 
 def test_rows_that_fail_validation_are_rejected_with_the_column():
@@ -164,14 +276,15 @@ def test_rows_that_fail_validation_are_rejected_with_the_column():
     rejected = data[data["status"] == REJECTED]
     assert list(rejected.index) == list(bad.index)
     assert list(rejected["reason"]) == [
-        "income: 150 is outside its bounds 0..100",
-        "level: 2.5 is not a whole level",
-        "city: unknown category 'z'",
-        "sex: unknown category 'X'",
-        "sex: 'U' has no protected group",
-        "income: missing",
-        "income: 'lots' is not a number",
-        "sex: missing",
+        "income: 150 is outside its bounds, expected a number in 0..100",
+        "level: 2.5 is between levels, expected a whole number in 1..5",
+        "city: 'z' is not a known category, expected one of a, b, c",
+        # the protected column's values are never repeated, only what it expects
+        "sex: the value is not a known category, expected one of F, M, U",
+        "sex: the value has no protected group, expected one of F, M",
+        "income: missing, expected a number in 0..100",
+        "income: 'lots' is not a number in 0..100",
+        "sex: missing, expected one of F, M, U",
     ]
     assert data.loc[:3, "reason"].isna().all()
     assert (rejected["action"] == -1).all() and rejected["income"].isna().all()
@@ -245,12 +358,12 @@ def test_fair_recourse_agrees_with_the_runs_own_evaluation(fitted):
     population = Prepared.load(fitted.run_dir_).population
     data = fitted.explain(fitted.explainer_.space.decode(population.X)).data
     assert (data["scope"] == [f"cluster-{c}" for c in population.clusters]).all()
-    reported = fitted.summary_["population"]
-    assert (data["status"] == RECOURSE).mean() == pytest.approx(reported["validity"])
-    if reported["gower_chosen"] is not None:
-        assert data["gower"].mean() == pytest.approx(reported["gower_chosen"])
-    for name, scope in fitted.summary_["scopes"].items():
-        assert fitted.explainer_.sets[fitted.explainer_.scopes.names.index(name)].tolist() == scope["set"]
+    reported = fitted.result_.population
+    assert (data["status"] == RECOURSE).mean() == pytest.approx(reported.validity)
+    if reported.gower_chosen is not None:
+        assert data["gower"].mean() == pytest.approx(reported.gower_chosen)
+    for name, scope in fitted.result_.scopes.items():
+        assert fitted.explainer_.sets[fitted.explainer_.scopes.names.index(name)].tolist() == scope.set
 
 
 def test_fair_recourse_save_load_round_trip(fitted, tmp_path):
@@ -274,19 +387,13 @@ def test_fair_recourse_save_load_round_trip(fitted, tmp_path):
 
 # --------------------------------------------------------------------- the batch pipeline
 @pytest.fixture(scope="module")
-def run(tiny_config, tmp_path_factory):
-    """A run folder with hand-chosen sets: the pipeline reads only the level and the sets."""
-    folder = tmp_path_factory.mktemp("batch") / "run"
-    prepare(tiny_config).save(folder)
-    sets = {"cluster-0": [[3, 0, 0], [0, 3, 0], [0, 0, 8], [2, 2, 3]],
-            "cluster-1": [[5, 0, 0], [0, 5, 0], [0, 0, 10], [0, 0, 10]]}
-    summary = {"level": "hybrid", "scopes": {name: {"set": s} for name, s in sets.items()}}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return folder
+def run(hand_run):
+    return hand_run
 
 
-BAD = {("a.parquet", 5): "MMSE: missing", ("a.parquet", 7): "MMSE: 45.0 is outside its bounds 0..30",
-       ("sub/b.parquet", 3): "Gender: 3 has no protected group",
+BAD = {("a.parquet", 5): "MMSE: missing", ("a.parquet", 7): "MMSE: 45.0 is outside its bounds, expected "
+                                                                "a number in 0..30",
+       ("sub/b.parquet", 3): "Gender: the value has no protected group",
        ("c.csv", 11): "ADL: 'abc' is not a number"}
 
 
@@ -337,12 +444,13 @@ def explained(ray_session, run, table, tmp_path_factory):
     return output, explain_batch(run, table[0], output, block_rows=400)
 
 
-def test_batch_explains_every_row_exactly_once(explained, table):
+def test_batch_explains_every_row_exactly_once(ray_session, explained, table):
     output, manifest = explained
     assert_every_row_once(output, table[1])
     assert manifest["rows_rejected"] == len(BAD)
     assert sum(manifest["status"].values()) == manifest["rows_written"]
     assert manifest["files"]["inputs"] == 3
+    assert manifest["nodes"] == {ray_session.get_runtime_context().get_node_id(): len(table[1])}
     assert json.loads((output / "manifest.json").read_text()) == manifest
     _, rejected = read_output(output)
     for (source, row), reason in BAD.items():

@@ -207,6 +207,77 @@ def test_forest_shortcut_is_exactly_sklearn_predict(prepared, alzheimer):
     np.testing.assert_array_equal(again.favourable(noisy), model.estimator.predict(noisy) == 1)
 
 
+
+def test_forest_vote_stops_early_yet_agrees_with_sklearn_on_impure_leaves_and_ties():
+    """A forest's vote stops once the trees left cannot change it, and near-ties (equal in
+    exact arithmetic, 0.1 + 0.9 against 0.9 + 0.1, where sklearn's own rounding and tie rule
+    decide) are left to the forest itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    from distributed_recourse.model import ForestVote
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 4))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(0, 0.5, len(X)) > 0).astype(int)
+
+    def forest(trees: int, leaves) -> RandomForestClassifier:
+        fitted = RandomForestClassifier(n_estimators=trees, max_depth=6, random_state=0).fit(X, y)
+        for tree in fitted.estimators_:  # impure leaves, probabilities in tenths
+            p1 = leaves(tree.tree_.value[:, 0, 1])
+            tree.tree_.value[:, 0, 0], tree.tree_.value[:, 0, 1] = 1 - p1, p1
+        return fitted
+
+    ties = forest(4, lambda p1: rng.integers(0, 11, len(p1)) / 10)
+    lead = sum(t.tree_.value[t.tree_.apply(X.astype(np.float32)), 0] @ [-1, 1] for t in ties.estimators_)
+    expected = ties.predict(X) == 1
+    assert (np.abs(lead) < 1e-9).sum() > 100 and ((lead > 0) != expected).sum() > 10  # a naive vote errs
+    np.testing.assert_array_equal(ForestVote.of(ties).favourable(X)[0], expected)
+    few = np.flatnonzero((np.abs(lead) < 1e-9) & expected)[:5].tolist() + [0, 1, 2]  # one walk
+    np.testing.assert_array_equal(ForestVote.of(ties).favourable(X[few])[0], expected[few])
+
+    trained = forest(40, lambda p1: np.round(p1 * 10) / 10)
+    for tree in trained.estimators_:  # thresholds on a grid that the values below meet
+        tree.tree_.threshold[:] = np.round(tree.tree_.threshold * 2) / 2
+    X = np.round(X * 2) / 2
+    expected = trained.predict(X) == 1
+    vote = ForestVote.of(trained)
+    favoured, work = vote.favourable(X)
+    np.testing.assert_array_equal(favoured, expected)
+    assert 0.5 * len(X) < work < 0.8 * len(X)  # in whole-forest rows: most rows stopped early
+    for rows in (slice(0, 1), slice(5, 12), slice(0, ForestVote.FEW)):  # every tree at once
+        np.testing.assert_array_equal(vote.favourable(X[rows])[0], expected[rows])
+        assert vote.favourable(X[rows])[1] == len(X[rows])
+    with ThreadPoolExecutor(3) as pool:
+        np.testing.assert_array_equal(vote.favourable(X, pool, 3)[0], expected)
+        assert vote.favourable(X, pool, 3)[1] == work
+    assert vote.favourable(X[:0])[0].shape == (0,)
+    strings = RandomForestClassifier(n_estimators=3).fit(X, np.where(y, "yes", "no"))
+    assert ForestVote.of(strings) is None and ForestVote.of(LogisticRegression()) is None
+
+
+
+def test_a_models_own_predict_gets_bounded_frames(alzheimer):
+    """Large calls reach a user's model in frames of at most PREDICT_ROWS rows, in order."""
+    from distributed_recourse.model import PREDICT_ROWS
+
+    frame = alzheimer.frame
+    estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    estimator.fit(frame[alzheimer.space.columns], frame["Diagnosis"])
+    sizes = []
+
+    class Counted:
+        def predict(self, rows):
+            sizes.append(len(rows))
+            return estimator.predict(rows)
+
+    X = np.repeat(alzheimer.X, 10, axis=0)[:2 * PREDICT_ROWS + 5]
+    model = BlackBox(Counted(), alzheimer.space, input="frame", favourable_output=0)
+    expected = estimator.predict(alzheimer.space.decode(X)) == 0
+    np.testing.assert_array_equal(model.favourable(X), expected)
+    assert sizes == [PREDICT_ROWS, PREDICT_ROWS, 5] and model.work == len(X)
+
 # ---------------------------------------------------------------- each model kind
 @pytest.mark.parametrize(
     "kind, accuracy",

@@ -1,9 +1,11 @@
 """A real multi-node Ray cluster on this machine: a head and worker nodes started as separate
-`ray start` processes, each worker offering one `trainer_slot` and one `shard_slot`. The
-commands run in their own processes against it (this test process may hold a local Ray of its
-own): `recourse train --address` with one trainer per worker node, a sweep whose every trial
-puts its two trainers on distinct nodes at once, a scope sharded over both workers, and a worker
-node killed while the trainers run."""
+`ray start` processes, each worker offering one `trainer_slot`, one `shard_slot` and one
+`explain_slot`. The commands run in their own processes against it (this test process may
+hold a local Ray of its own): `recourse train --address` with one trainer per worker node, a
+sweep whose every trial puts its two trainers on distinct nodes at once, a scope sharded over
+both workers, and a worker node killed while the trainers run; `recourse explain --address`
+explains on both worker nodes, and finishes every row exactly once though a worker node dies
+midway."""
 
 import contextlib
 import json
@@ -16,12 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from distributed_recourse.data.datasets import FILES, read_table
+
 ROOT = Path(__file__).parent.parent
 SLOT = {"trainer_slot": 1}
-WORKER = {**SLOT, "shard_slot": 1}
+WORKER = {**SLOT, "shard_slot": 1, "explain_slot": 1}
+EXPLAIN_SLOT = {"explain_slot": 1}
 
 pytestmark = [pytest.mark.multinode,
               pytest.mark.skipif(sys.platform != "linux", reason="reads node processes from /proc")]
@@ -98,7 +104,7 @@ class LocalCluster:
                                "--include-dashboard=false", f"--ray-client-server-port={free_port()}")
 
     def add_worker(self) -> str:
-        """A worker node with 1 CPU, one trainer slot and one shard slot."""
+        """A worker node with 1 CPU, one trainer slot, one shard slot and one explaining slot."""
         return self.start(f"--address={self.address}", "--num-cpus=1",
                           f"--resources={json.dumps(WORKER)}")
 
@@ -276,3 +282,123 @@ def test_a_killed_worker_node_costs_only_the_steps_since_the_last_checkpoint(clu
             for e in entries} <= kept
     for scope, counters in saved["counters"].items():
         assert stats["counters"][scope]["model_calls"] >= counters["model_calls"]
+
+
+# --------------------------------------------------------------------- batch explanation
+def explain_command(cluster: LocalCluster, run: Path, folder: Path, block_rows: int) -> list[str]:
+    return [sys.executable, "-m", "distributed_recourse.cli", "explain", "--run", str(run),
+            "--input", str(folder / "in"), "--output", str(folder / "out"), "--address", cluster.address,
+            "--worker-resources", json.dumps(EXPLAIN_SLOT), "--block-rows", str(block_rows)]
+
+
+def people(folder: Path, rows: int) -> int:
+    """`rows` Alzheimer rows in two Parquet files under folder/in."""
+    table = read_table(FILES / "alzheimers_disease_data.csv").sample(rows, replace=True, random_state=1)
+    (folder / "in").mkdir()
+    half = rows // 2
+    table.iloc[:half].to_parquet(folder / "in" / "a.parquet", index=False, row_group_size=1000)
+    table.iloc[half:].to_parquet(folder / "in" / "b.parquet", index=False, row_group_size=1000)
+    return rows
+
+
+def assert_every_row_once(output: Path, rows: int) -> dict:
+    data = pd.read_parquet(output / "data", columns=["source", "row"])
+    assert not (output / "rejected").exists() or not list((output / "rejected").glob("part-*"))
+    assert not data.duplicated().any() and len(data) == rows
+    assert sorted(data["row"][data["source"] == "a.parquet"]) == list(range(rows // 2))
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["rows_read"] == manifest["rows_written"] == rows
+    assert sum(manifest["nodes"].values()) == rows
+    return manifest
+
+
+def test_explaining_workers_run_on_both_worker_nodes_and_the_manifest_counts_their_rows(
+        cluster, hand_run, tmp_path):
+    rows = people(tmp_path, 12_000)
+    done = subprocess.run(explain_command(cluster, hand_run, tmp_path, 1_000), env=cluster.env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    manifest = assert_every_row_once(tmp_path / "out", rows)
+    workers = set(cluster.nodes) - {cluster.head}
+    assert set(manifest["nodes"]) == workers  # both worker nodes explained, the head none
+    assert all(count >= 1_000 for count in manifest["nodes"].values())
+
+
+def test_a_worker_node_killed_mid_explain_loses_and_repeats_no_row(cluster, hand_run, tmp_path):
+    """The surviving explaining worker takes over the killed node's blocks (Ray Data retries
+    them) and the job finishes, the rows committed before the kill kept."""
+    rows = people(tmp_path, 40_000)
+    command = explain_command(cluster, hand_run, tmp_path, 500)
+    log = (tmp_path / "explain.log").open("w")
+    explaining = subprocess.Popen(command, env=cluster.env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while len(list((tmp_path / "out" / "data").glob("part-*.parquet"))) < 6:
+            assert explaining.poll() is None, "the job ended before the fault"
+            assert time.time() < deadline, "no parts were committed"
+            time.sleep(0.2)
+        victim, survivor = sorted(set(cluster.nodes) - {cluster.head})
+        cluster.kill(victim)
+        assert explaining.wait(timeout=300) == 0, (tmp_path / "explain.log").read_text()[-3000:]
+    finally:
+        if explaining.poll() is None:
+            os.killpg(explaining.pid, signal.SIGKILL)
+        log.close()
+    manifest = assert_every_row_once(tmp_path / "out", rows)
+    assert set(manifest["nodes"]) == {victim, survivor} and manifest["nodes"][survivor] > rows // 2
+    cluster.add_worker()  # back to two worker nodes
+
+
+# --------------------------------------------------------------------- real-time recourse
+def test_a_submitted_serve_job_answers_over_http_from_a_worker_node_until_stopped(hand_run, tmp_path):
+    """`ray job submit -- recourse serve` on a cluster whose head runs no work: the replica
+    runs on the worker node, the HTTP proxy on the head; `ray job stop` takes the app down."""
+    import requests
+
+    with tempfile.TemporaryDirectory(prefix="rsv", dir="/tmp", ignore_cleanup_errors=True) as temp:
+        nodes = LocalCluster(temp)
+        jobs = f"http://127.0.0.1:{free_port()}"
+        try:
+            port = nodes.address.split(":")[1]
+            nodes.head = nodes.start("--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=true",
+                                     f"--dashboard-port={jobs.rsplit(':', 1)[1]}",
+                                     f"--ray-client-server-port={free_port()}")
+            worker = nodes.add_worker()
+            (tmp_path / "token").write_text("t0ken")
+            url = f"http://127.0.0.1:{free_port()}"
+            submit = ["ray", "job", "submit", "--address", jobs, "--no-wait", "--submission-id", "serving",
+                      "--", sys.executable, "-m", "distributed_recourse.cli", "serve", "--run", str(hand_run),
+                      "--port", url.rsplit(":", 1)[1], "--replicas", "1",
+                      "--token-file", str(tmp_path / "token")]
+            subprocess.run(submit, env=nodes.env, check=True, capture_output=True, timeout=120)
+            auth = {"Authorization": "Bearer t0ken"}
+            deadline = time.time() + 180
+            while True:
+                with contextlib.suppress(requests.RequestException):  # not listening, or no app yet
+                    if requests.get(f"{url}/healthz", headers=auth, timeout=5).status_code == 200:
+                        break
+                assert time.time() < deadline, "the submitted service never answered"
+                time.sleep(1)
+            row = read_table(FILES / "alzheimers_disease_data.csv").head(1).to_dict("records")
+            answered = requests.post(f"{url}/recourse", json=row, headers=auth, timeout=30)
+            assert answered.status_code == 200 and len(answered.json()["rows"]) == 1
+            assert requests.post(f"{url}/recourse", json=row, timeout=30).status_code == 401
+            assert nodes.find(worker, "ray::ServeReplica:recourse:RecourseService")
+            assert nodes.find(nodes.head, "ray::ServeReplica:recourse:RecourseService") is None
+
+            subprocess.run(["ray", "job", "stop", "--address", jobs, "serving"], env=nodes.env, check=True,
+                           capture_output=True, timeout=120)
+            deadline = time.time() + 60
+            while True:
+                try:
+                    status = requests.get(f"{url}/healthz", headers=auth, timeout=5).status_code
+                except requests.RequestException:
+                    status = None
+                if status != 200:
+                    break
+                assert time.time() < deadline, "the app still answers after `ray job stop`"
+                time.sleep(1)
+            assert status in (None, 404, 503)  # the app is gone: no route behind Serve's proxy
+        finally:
+            nodes.stop()

@@ -472,7 +472,7 @@ class FeatureSpace:
                 X[:, i] = values
         return X
 
-    def category_codes(self, values: pd.Series, column: str) -> np.ndarray:
+    def category_codes(self, values: pd.Series | np.ndarray, column: str) -> np.ndarray:
         """Code per value, -1 where the value is not a known category (or missing).
 
         Looks up each distinct value once: 36x faster than a per-row lookup on Adult, which
@@ -483,6 +483,10 @@ class FeatureSpace:
         return np.array([*known, -1], dtype=np.int64)[codes]
 
     def decode(self, X: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(self.decoded(X))
+
+    def decoded(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """`decode`'s columns as arrays, for readers that need no frame."""
         data = {}
         for i, column in enumerate(self.columns):
             if column in self.categories:
@@ -492,7 +496,7 @@ class FeatureSpace:
                 data[column] = values
             else:
                 data[column] = X[:, i]
-        return pd.DataFrame(data)
+        return data
 
     def describe_actionable(self) -> dict[str, dict[str, Any]]:
         """What reading an action needs to know of each actionable feature (kept in
