@@ -48,6 +48,14 @@ def standalone_search(config: dict[str, Any]) -> ScopeSearch | None:
     return ScopeSearch(problem, evaluator, weights, goal, bool(config.get("hybrid", False)))
 
 
+def attach_standalone(env: RecourseEnv | ProposalEnv, config: dict[str, Any]) -> None:
+    """Seed the env's action sampling; give it a search of its own when built from a problem."""
+    env.action_space.seed(config.get("seed"))
+    search = standalone_search(config)
+    if search is not None:
+        env.attach(search)
+
+
 class RecourseEnv(gym.Env):
     """The reference MDP for one scope. `config`: `n_actions`/`n_features` (the spaces), or a
     `problem` to search on its own; `weights` (RewardWeights or dict); `seed`."""
@@ -64,10 +72,7 @@ class RecourseEnv(gym.Env):
         step = self.weights.step_size
         self.action_space = gym.spaces.Box(np.array([0.0, -step], np.float32),
                                            np.array([self.n_entries - 1, step], np.float32))
-        self.action_space.seed(config.get("seed"))
-        search = standalone_search(config)
-        if search is not None:
-            self.attach(search)
+        attach_standalone(self, config)
 
     def attach(self, search: ScopeSearch) -> None:
         """Search this scope: evaluate through it, archive in it."""
@@ -171,11 +176,8 @@ class ProposalEnv(gym.vector.VectorEnv):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
                                                               self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        self.action_space.seed(config.get("seed"))
         self.search: ScopeSearch | None = None
-        search = standalone_search(config)
-        if search is not None:
-            self.attach(search)
+        attach_standalone(self, config)
 
     def attach(self, search: ScopeSearch) -> None:
         self.search = search
