@@ -8,7 +8,7 @@ Datasets: adult, alzheimer (shipped) and the unseen ones of benchmarks/unseen.py
 justice, health6, scale, tinyscope), generated into a temporary folder.
 
 Run: python benchmarks/search_vs_baseline.py [--datasets alzheimer justice health6]
-     [--levels individual hybrid] [--output DIR]
+     [--levels individual hybrid] [--output DIR [--resume]]
 """
 
 import argparse
@@ -30,6 +30,8 @@ parser.add_argument("--datasets", nargs="+", default=["alzheimer", "justice", "h
                                                       "tinyscope", "credit"])
 parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
 parser.add_argument("--output", default=None)
+parser.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run in --output (finished trials are kept)")
 args = parser.parse_args()
 
 output = Path(args.output or tempfile.mkdtemp(prefix="search_vs_baseline_"))
@@ -37,7 +39,7 @@ data = output / "unseen"
 tables = []
 for name in args.datasets:
     config = Config.from_yaml(name) if name in SHIPPED else config_for(name, data)
-    table = compare_levels(config, output / name, tuple(args.levels))
+    table = compare_levels(config, output / name, tuple(args.levels), resume=args.resume)
     tables.append(table.assign(dataset=name))
     print(f"\n{name}\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
           flush=True)

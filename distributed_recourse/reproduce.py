@@ -163,19 +163,20 @@ def compare_searches(
 
 def compare_levels(
     base: RunConfig, output: Path, levels: tuple[str, ...] = LEVELS, address: str | None = None,
-    callbacks: list | None = None,
+    resume: bool = False, callbacks: list | None = None,
 ) -> pd.DataFrame:
     """`compare_searches` for a config of one's own: the learned search at each level first,
     then the baselines at its budgets (benchmarks/search_vs_baseline.py runs it per dataset)."""
     experiments = {level: {"level": level} for level in levels}
     spec = SweepSpec(base=base, search={"experiment": {"grid": list(experiments)}},
                      experiments=experiments)
-    trials, outcomes = sweep(spec, output / "learned", address=address, callbacks=callbacks)
+    trials, outcomes = sweep(spec, output / "learned", address=address, resume=resume,
+                             callbacks=callbacks)
     learned = {trials.loc[trials.trial == t, "param:experiment"].item(): o
                for t, o in outcomes.items()}
     share_prepared(output / "learned", output / "baselines")
     return compare_searches(base, {level: learned[level] for level in levels},
-                            output / "baselines", address, callbacks=callbacks)
+                            output / "baselines", address, resume=resume, callbacks=callbacks)
 
 
 def search_row(level: str, search: str, budget: str, r: RunResult) -> dict[str, Any]:
