@@ -91,7 +91,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     with RunConsole(args.output, "tune", args.verbose,
                     ("steps", "objective", "SR", "PD", "ECR gap", "elapsed", "state")) as console:
         trials, outcomes = sweep(spec, args.output, address=args.address, resume=args.resume,
-                                 callbacks=[console.sweep_callback()])
+                                 callbacks=[console.sweep_callback(spec.n_trials)])
         console.stage("writing the report")
         path = report(args.output)
         console.stage("done")

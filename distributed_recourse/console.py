@@ -198,8 +198,8 @@ class RunConsole:
 
         return ScopeRows()
 
-    def sweep_callback(self):
-        """A Tune callback showing a sweep's trials, one row each."""
+    def sweep_callback(self, n_trials: int | None = None):
+        """A Tune callback showing a sweep's trials, one row each (of `n_trials` in all)."""
         from ray.tune import Callback
 
         class TrialRows(Callback):
@@ -208,7 +208,7 @@ class RunConsole:
                 if console is None:
                     return
                 console.stage(f"{sum(t.status == 'TERMINATED' for t in trials)} of "
-                              f"{len(trials)} trials finished")
+                              f"{n_trials or len(trials)} trials finished")
                 params = ", ".join(f"{k}={v}" for k, v in trial.config.items())
                 console.row(f"{trial.trial_id} {params}"[:60], finished=result.get("finished"),
                             steps=f"{result.get('steps', 0):,}", objective=result.get("objective"),

@@ -103,6 +103,14 @@ class SweepSpec:
             config = with_value(config, key, value)
         return config
 
+    @property
+    def n_trials(self) -> int:
+        """Every grid point, `num_samples` times (Tune creates trials as slots free up)."""
+        points = 1
+        for space in self.search.values():
+            points *= len(space["grid"]) if "grid" in space else 1
+        return points * self.num_samples
+
     def score(self, figures: dict[str, Any]) -> float:
         """The objective of a trial's figures (maximised)."""
         return objective(figures, self.objective)

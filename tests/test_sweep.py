@@ -32,6 +32,14 @@ def test_pareto_front_keeps_only_undominated_trials():
     assert list(pareto_front(trials).index) == [1, 2, 4]
 
 
+def test_a_sweep_counts_its_trials_before_tune_creates_them(tiny_config):
+    spec = SweepSpec(base=tiny_config, num_samples=3,
+                     search={"reward.pd": {"grid": [0.5, 2.0]}, "sac.actor_lr": {"grid": [1e-4, 3e-4, 1e-3]},
+                             "reward.ecr_gap": {"uniform": [0.0, 2.0]}})
+    assert spec.n_trials == 2 * 3 * 3
+    assert SweepSpec.single(tiny_config).n_trials == 1
+
+
 def test_objective_is_the_weighted_sum_of_population_figures():
     population = {"SR": 0.9, "PD": 0.1, "ECR_gap": 0.25, "gower_chosen": 0.2}
     weights = {"SR": 1.0, "PD": -1.0, "ECR_gap": -1.0, "gower_chosen": -0.5}
