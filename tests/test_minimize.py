@@ -65,6 +65,17 @@ def test_unneeded_changes_are_dropped_and_gain_shrinks_to_the_threshold():
     assert not model(SPACE.apply(X, SPACE.no_change())).any()
 
 
+def test_actions_with_the_same_threshold_shrink_to_the_same_value():
+    # Favourable iff gain >= 10: gain +20 and gain +37 both shrink over multiples of 0.01 to the
+    # first multiple that keeps, 10.00 (plain halving ends wherever its halvings land within
+    # 0.01 of 10: two different "choices" that read alike as "gain +10").
+    X = people([0.0, 2.0, 5.0])
+    model = Counting(lambda X: X[:, 0] >= 10)
+    first, second = (minimize_action(SPACE, X, np.array([size, 0.0, 0.0, -1.0]), model).action
+                     for size in (20.0, 37.0))
+    assert first[0] == second[0] == pytest.approx(10.0)
+
+
 def test_whole_number_feature_shrinks_to_the_exact_smallest_step():
     # Favourable iff hours >= 40; hours 30 and 35 get +20. Bisection on whole hours:
     # 10 keeps (hi 10), 5 loses (lo 5), 7, 8, 9 lose: +10 exactly, 5 calls.

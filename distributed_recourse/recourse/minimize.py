@@ -127,18 +127,23 @@ def minimize_action(
 def _shrink(
     space: ActionSpace, action: np.ndarray, f: int, keeps: Callable[[np.ndarray], bool], tol: float
 ) -> float:
-    """The smallest size of `con` change f that keeps (bisection between 0 and its size)."""
-    sign, lo, hi = np.sign(action[f]), 0.0, abs(float(action[f]))
+    """The smallest size of `con` change f that keeps, by bisection over multiples of a grid
+    step (whole units for integer features, else `tol` x the feature's span) below its size:
+    actions that reach the same threshold from different sizes then end on the same value,
+    the same choice for a person and for ECR, not near-twins that read alike."""
+    sign, size = np.sign(action[f]), abs(float(action[f]))
     step = 1.0 if space.integer[f] else tol * space.span[f]
+    lo, hi = 0, int(np.ceil(size / step))  # in steps; the size itself is known to keep
+    best = size
     candidate = action.copy()
-    while hi - lo > step:
-        mid = np.floor((lo + hi) / 2) if space.integer[f] else (lo + hi) / 2
-        candidate[f] = sign * mid
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        candidate[f] = sign * mid * step
         if keeps(candidate):
-            hi = mid
+            hi, best = mid, mid * step
         else:
             lo = mid
-    return sign * hi
+    return sign * best
 
 
 def _cheapest_level(
