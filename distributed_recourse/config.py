@@ -175,16 +175,27 @@ class SacSettings:
     `rollout_fragment_length` x `num_envs` steps."""
 
 
+def check_budget(name: str, budget: Any) -> None:
+    """A budget is a number, or a mapping of scope names to numbers."""
+    values = budget.values() if isinstance(budget, dict) else [budget]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in values
+           if v is not None):
+        raise ConfigError(f"train.{name}: expected a number >= 0 or {{scope: number}}, "
+                          f"got {budget!r}")
+
+
 @dataclass
 class TrainConfig:
     env_steps: int | None = None
     """At most this many steps (proposals) per scope; None leaves it to the stop rules of
     `search` (the reference ran 40,000)."""
-    max_model_calls: int | None = None
-    """Stop a scope once the model has been asked about this many actions (comparisons of
-    searches at equal model calls use it)."""
-    time_budget_s: float | None = None
-    """Stop a scope after this many seconds of training even if its stop rule has not fired."""
+    max_model_calls: int | dict[str, int] | None = None
+    """Stop a scope once the model has been asked about this many actions: one number for
+    every scope, or one per scope name (comparisons of searches at equal model calls give each
+    scope the calls the learned search spent on it)."""
+    time_budget_s: float | dict[str, float] | None = None
+    """Stop a scope after this many seconds of training even if its stop rule has not fired
+    (one number, or one per scope name)."""
     stop_archived: int | None = None
     """Stop a scope once this many distinct successful sets are archived."""
     steps_per_iteration: int = 128
@@ -221,6 +232,10 @@ class TrainConfig:
     (highest SR - PD, ties by lower Gower), `gower` (lowest Gower of the active actions),
     `cost` (the cheapest chosen counterfactuals) or `plausibility` (the most plausible ones).
     Under hybrid fairness the scopes' sets are chosen together, for the population's SR - PD."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_model_calls", "time_budget_s"):
+            check_budget(name, getattr(self, name))
 
 
 @dataclass

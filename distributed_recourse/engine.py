@@ -106,10 +106,16 @@ def n_scopes(config: RunConfig) -> int:
     return 1 if config.level == "group" else config.population.clusters
 
 
-def stop_rule(config: RunConfig) -> StopRule:
+def stop_rule(config: RunConfig, scope: str) -> StopRule:
     t = config.train
-    return StopRule(config.search.patience, config.search.stall, t.env_steps, t.max_model_calls,
-                    t.time_budget_s, t.stop_archived)
+    return StopRule(config.search.patience, config.search.stall, t.env_steps,
+                    scope_budget(t.max_model_calls, scope), scope_budget(t.time_budget_s, scope),
+                    t.stop_archived)
+
+
+def scope_budget(budget: float | dict[str, float] | None, scope: str) -> float | None:
+    """A budget given for every scope, or per scope name (a scope not named has none)."""
+    return budget.get(scope) if isinstance(budget, dict) else budget
 
 
 def scope_seeds(seed: int, scopes: list[str]) -> dict[str, int]:
@@ -263,7 +269,7 @@ class Engine:
         self.goals = {s: scope_goal(config, prepared.population, s) for s in self.scopes}
         self.reachable = {s: prepared.population.ceiling(prepared.population.members(s))["SR"]
                           for s in self.scopes}
-        self.rule = stop_rule(config)
+        self.rules = {s: stop_rule(config, s) for s in self.scopes}
         self.resources = resources
         self.group = placement_group
         self.hub = None
@@ -304,7 +310,7 @@ class Engine:
     def active(self, status: dict[str, dict[str, Any]]) -> list[str]:
         return [s for s in self.scopes if status[s]["stopped"] is None]
 
-    def round_steps(self, counters: dict[str, Any]) -> int:
+    def round_steps(self, scope: str, counters: dict[str, Any]) -> int:
         """A round's steps: `FIRST_ROUND` at first (progress shows early), doubling with the
         steps done up to `steps_per_iteration` (a schedule of steps, not of seconds, so that
         a run is the same for its seed on any machine), cut short where a step or model-call
@@ -313,8 +319,9 @@ class Engine:
         steps = int(np.clip(counters["steps"], FIRST_ROUND, t.steps_per_iteration))
         if t.env_steps is not None:
             steps = min(steps, t.env_steps - counters["steps"])
-        if t.max_model_calls is not None:  # a step asks the model about one action at most
-            steps = min(steps, t.max_model_calls - counters["model_calls"])
+        calls = self.rules[scope].max_model_calls
+        if calls is not None:  # a step asks the model about one action at most
+            steps = min(steps, calls - counters["model_calls"])
         return max(1, steps)
 
     def round(self) -> dict[str, Any]:
@@ -325,7 +332,7 @@ class Engine:
         status = ray.get(self.hub.status.remote())
         others = ray.get(self.hub.others_all.remote())
         active = self.active(status)
-        pending = {s: self.trainers[s].run.remote(self.round_steps(status[s]), others[s])
+        pending = {s: self.trainers[s].run.remote(self.round_steps(s, status[s]), others[s])
                    for s in active}
         reports = {}
         for scope, ref in pending.items():
@@ -335,7 +342,7 @@ class Engine:
                 raise TrainerError(f"the trainer of {scope} failed: {first_line(error)}") from error
         ray.get(self.hub.record_round.remote(reports, time.time() - self.started))
         for scope in active:
-            reason = self.rule.reason(ray.get(self.hub.progress.remote(scope)))
+            reason = self.rules[scope].reason(ray.get(self.hub.progress.remote(scope)))
             if reason:
                 ray.get(self.hub.stop.remote(scope, reason))
         return ray.get(self.hub.status.remote())

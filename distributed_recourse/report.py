@@ -367,6 +367,13 @@ def headline(result: RunResult, config: RunConfig) -> str:
     return ". ".join(sentences) + "."
 
 
+def per_scope(budget: float | dict[str, float], text) -> str:
+    """A budget for every scope, or one per scope name, in words."""
+    if isinstance(budget, dict):
+        return "; ".join(f"{text(value)} for {scope}" for scope, value in budget.items())
+    return f"{text(budget)} per scope"
+
+
 def run_section(doc: Document, result: RunResult, config: RunConfig) -> None:
     t, w, search = config.train, config.reward, config.search
     budget = [f"each scope stops {search.patience:,} steps after its best set last improved once "
@@ -374,7 +381,9 @@ def run_section(doc: Document, result: RunResult, config: RunConfig) -> None:
     if t.env_steps:
         budget.append(f"at most {t.env_steps:,} steps per scope")
     if t.time_budget_s:
-        budget.append(f"at most {duration(t.time_budget_s)} per scope")
+        budget.append("at most " + per_scope(t.time_budget_s, duration))
+    if t.max_model_calls:
+        budget.append("at most " + per_scope(t.max_model_calls, lambda calls: f"{calls:,} model calls"))
     if t.stop_archived:
         budget.append(f"stopping after {t.stop_archived} successful sets")
     doc.heading("What was run")

@@ -16,6 +16,8 @@ import pytest
 from six_people import FEATURES, SumModel, X, problem
 from three_features import FEATURES3, Linear, people
 
+from distributed_recourse.config import ConfigError, RunConfig
+from distributed_recourse.engine import stop_rule
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.baselines import CoordinateSearch, RandomSearch
 from distributed_recourse.recourse.evaluator import ScopeEvaluator
@@ -272,6 +274,19 @@ def test_each_budget_stops_a_scope(budget, field, value, reason):
     far = {**below, field: value * 100}
     assert StopRule(patience=10_000, stall=10_000).reason(
         progress(**far, improved_at=far["steps"] - 10)) is None
+
+
+def test_budgets_given_per_scope_reach_only_their_scope():
+    # baselines compared "at equal model calls" get each scope's own calls of the learned run
+    config = RunConfig.from_dict({"dataset": {"name": "alzheimer"},
+                                  "train": {"max_model_calls": {"cluster-0": 300},
+                                            "time_budget_s": 2.5}})
+    assert stop_rule(config, "cluster-0").max_model_calls == 300
+    assert stop_rule(config, "cluster-1").max_model_calls is None
+    assert stop_rule(config, "cluster-1").time_budget_s == 2.5
+    with pytest.raises(ConfigError, match=r"train.max_model_calls: expected a number >= 0"):
+        RunConfig.from_dict({"dataset": {"name": "alzheimer"},
+                             "train": {"max_model_calls": {"cluster-0": "many"}}})
 
 
 def test_the_stop_rule_ends_a_real_search_that_is_done():

@@ -122,15 +122,19 @@ def test_the_same_config_and_seed_give_the_same_result_through_every_door(
 
 
 @pytest.mark.parametrize("kind", ["random", "greedy"])
-def test_the_baselines_run_through_the_same_engine(ray_session, tiny_config, tmp_path, kind):
-    config = replace(tiny_config, search=replace(tiny_config.search, kind=kind),
-                     train=replace(tiny_config.train, env_steps=None, max_model_calls=300))
+def test_the_baselines_run_through_the_same_engine_to_each_scopes_budget(ray_session, tiny_config,
+                                                                        tmp_path, kind):
+    # as `reproduce` compares them: each scope gets its own model calls, no stop rule
+    budgets = {"cluster-0": 300, "cluster-1": 150}
+    config = replace(tiny_config, search=replace(tiny_config.search, kind=kind, patience=10**9,
+                                                 stall=10**9),
+                     train=replace(tiny_config.train, env_steps=None, max_model_calls=budgets))
     result = train(config, tmp_path)
     assert result.search == kind and result.errors == []
-    for scope in result.scopes.values():
-        assert scope.stop_reason in ("model-call budget", ) or scope.stop_reason.startswith(
-            ("goal met", "no better"))
-        assert scope.model_calls <= 300 + 16 and scope.handover is None
+    for name, scope in result.scopes.items():
+        assert scope.stop_reason == "model-call budget"
+        assert budgets[name] <= scope.model_calls <= budgets[name] + 16
+        assert scope.handover is None
 
 
 def test_group_and_individual_levels_train_their_scopes(ray_session, tiny_config, tmp_path):
