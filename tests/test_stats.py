@@ -278,8 +278,10 @@ def test_a_hybrid_run_whose_scopes_finish_at_different_times_pools_every_scopes_
     assert figures["steps"] == 750
 
 
-def test_a_hybrid_scope_that_improves_after_the_others_moved_counts_as_improving():
-
+def test_a_hybrid_scope_counts_as_improving_only_when_it_sets_a_record_of_its_own():
+    # Scopes answering each other's moves can trade the same points back and forth for ever;
+    # a scope improves when its best set beats, under one tally of the others, the one before
+    # *and* every key it ever reported.
     w = RewardWeights(reward="EE", n_actions=2)
     model = SumModel()
     search = ScopeSearch(problem(model=model),
@@ -287,20 +289,31 @@ def test_a_hybrid_scope_that_improves_after_the_others_moved_counts_as_improving
                          Goal.from_ceiling(1.0, 0.0), hybrid=True, pull=10.0)
     hub = StatsHub()
     hub.register("c0", search.report()["best"]["tally"])
-    hub.register("c1", tally([10, 10], [8, 8], [8, 8], [1, 1]))
-    # round 1: the other scope is fair; c0's best is x0 + 1.2, x1 := 3
-    search.set_others(M.GroupTally.from_dict(hub.others("c0")))
-    search.offer(search.evaluate(np.array([[1.2, 0.0], [0.0, 3.0]])))
-    search.steps = 100
-    hub.record("c0", {**search.report(), "train_s": 0.0, "node_id": None})
-    # round 2: the other scope now favours g0 (its key for c0's set falls), and c0 finds a
-    # better set under it (x0 + 3 flips everyone)
+    fair = tally([10, 10], [8, 8], [8, 8], [1, 1])
+    hub.register("c1", fair)
+
+    def round_(steps: int, *candidates) -> None:
+        search.set_others(M.GroupTally.from_dict(hub.others("c0")))
+        for actions in candidates:
+            search.offer(search.evaluate(np.array(actions)))
+        search.steps = steps
+        hub.record("c0", {**search.report(), "train_s": 0.0, "node_id": None})
+
+    # round 1: the other scope is fair; c0 finds x0 + 1.2, x1 := 3, a record
+    round_(100, [[1.2, 0.0], [0.0, 3.0]])
+    assert hub.progress("c0").improved_at == 100
+    record = search.key(search.best)
+    # round 2: the other scope now favours g0 (c0's key falls); c0 answers with a better set
+    # under it (x0 + 3 flips everyone), but below its record: not an improvement
     hub.record("c1", report(entry("c1", [[0.0]], 0.6, 0.8, 0.1, tally([10, 10], [10, 2], [10, 2],
                                                                      [1, 0])), 1.0, 100))
     search.set_others(M.GroupTally.from_dict(hub.others("c0")))
     before = search.key(search.best)
-    search.offer(search.evaluate(np.array([[3.0, 0.0], [1.2, 0.0]])))
-    assert search.key(search.best) > before  # c0 did improve, under the same others
-    search.steps = 200
-    hub.record("c0", {**search.report(), "train_s": 0.0, "node_id": None})
-    assert hub.progress("c0").improved_at == 200
+    round_(200, [[3.0, 0.0], [1.2, 0.0]])
+    assert before < search.key(search.best) < record
+    assert hub.progress("c0").improved_at == 100
+    # round 3: the other scope is fair again; c0's key rises by the others' doing alone
+    hub.record("c1", report(entry("c1", [[0.0]], 0.8, 0.0, 0.1, fair), 1.0, 200))
+    round_(300)
+    assert search.key(search.best) > record
+    assert hub.progress("c0").improved_at == 100
