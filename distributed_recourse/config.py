@@ -229,8 +229,9 @@ class TrainConfig:
     needs, shrink the rest to the smallest that keeps every flip (recourse/minimize.py)."""
     selection: str = "sr_minus_pd"
     """How the final set of a scope is picked among its sets that meet the goal: `sr_minus_pd`
-    (highest SR - PD, ties by lower Gower), `gower` (lowest Gower of the active actions),
-    `cost` (the cheapest chosen counterfactuals) or `plausibility` (the most plausible ones).
+    (highest SR - PD, ties by the cheapest chosen counterfactuals), `gower` (lowest Gower of
+    the active actions), `cost` (the cheapest chosen counterfactuals) or `plausibility` (the
+    most plausible ones).
     Under hybrid fairness the scopes' sets are chosen together, for the population's SR - PD."""
 
     def __post_init__(self) -> None:

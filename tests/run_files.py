@@ -37,7 +37,9 @@ def entry(prepared: Prepared, config: RunConfig, scope: str, action_set, step: i
                               w.macro_active)
     metrics = M.set_metrics(tally, w.effectiveness, active, outcome.gower.mean(axis=1))
     found = archive_entry(scope, space, state, metrics, tally, people.group_names, step, 100.0)
-    return {**found, "model_calls": step - 20, "met": met}
+    people_ = M.person_outcome(outcome)  # what the pool's extras give a search's entries
+    chosen_cost = float(people_.cost[people_.valid].mean()) if people_.valid.any() else 0.0
+    return {**found, "model_calls": step - 20, "met": met, "chosen_cost": chosen_cost}
 
 
 def run_folder(folder: Path, config: RunConfig, prepared: Prepared,

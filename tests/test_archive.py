@@ -3,10 +3,11 @@
 from distributed_recourse.recourse.archive import best_combination, best_entry
 
 
-def entry(sr, pd, flipped_any, people=(10, 10), effective=(1, 1), gower=0.1):
+def entry(sr, pd, flipped_any, people=(10, 10), effective=(1, 1), gower=0.1, chosen=0.1):
     tally = {"people": list(people), "flipped_any": list(flipped_any),
              "flipped_best": list(flipped_any), "effective": list(effective), "n_actions": 2}
-    return {"SR": sr, "PD": pd, "gower_active": gower, "tally": tally, "set": [[sr, pd]]}
+    return {"SR": sr, "PD": pd, "gower_active": gower, "chosen_cost": chosen, "tally": tally,
+            "set": [[sr, pd]]}
 
 
 def test_hybrid_sets_are_chosen_for_the_population_not_each_scope():
@@ -24,3 +25,16 @@ def test_hybrid_sets_are_chosen_for_the_population_not_each_scope():
 def test_a_scope_without_archive_keeps_the_per_scope_choice():
     a = entry(1.0, 0.0, (10, 10))
     assert best_combination({"a": [a], "b": []}, "micro") == {"a": a, "b": None}
+
+
+def test_ties_go_to_the_cheapest_chosen_counterfactuals_not_the_nearest_actions():
+    # equal SR - PD: the set whose actions are nearer on average (gower_active) hands people
+    # farther counterfactuals (chosen_cost, what they get and the summary reports)
+    near_actions = entry(1.0, 0.0, (10, 10), gower=0.05, chosen=0.30)
+    near_people = entry(1.0, 0.0, (10, 10), gower=0.20, chosen=0.10)
+    assert best_entry([near_actions, near_people]) is near_people
+    # jointly, the cost is over everyone flipped: b flips 18 people at 0.5, so a's choice
+    # between 0.1 and 0.3 over its 20 moves the population by 20 x 0.2 / 38
+    b = entry(1.0, 0.0, (9, 9), chosen=0.5)
+    chosen = best_combination({"a": [near_actions, near_people], "b": [b]}, "micro")
+    assert chosen["a"] is near_people

@@ -36,7 +36,7 @@ NONE = {name: tally([p, q], [0, 0], [0, 0], [0, 0]) for name, (p, q) in
 
 def entry(scope, set_, sr, pd, gower, tally_, met=True, reward=0.0) -> dict:
     return {"scope": scope, "set": set_, "SR": sr, "PD": pd, "ECR_gap": 0.0, "gower_active": gower,
-            "tally": tally_, "reward": reward, "met": met}
+            "chosen_cost": gower, "tally": tally_, "reward": reward, "met": met}
 
 
 def report(best: dict, key: float, steps: int, entries=(), model_calls=None, train_s=1.0,

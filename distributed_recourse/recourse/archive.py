@@ -38,14 +38,15 @@ def archive_entry(
 
 
 def selection_key(entry: dict[str, Any], rule: str = "sr_minus_pd") -> tuple[float, ...]:
-    """Larger is better. `sr_minus_pd`: highest SR - PD, ties by lower Gower of the active
-    actions; `gower`: lowest Gower, ties by higher SR - PD; `cost`: the cheapest chosen
-    counterfactuals (their mean cost: Gower unless the schema declares costs); `plausibility`:
-    the largest share of plausible chosen counterfactuals, ties by SR - PD. Archived sets all
-    meet the goal, so each rule picks among sets that do."""
+    """Larger is better. `sr_minus_pd`: highest SR - PD, ties by the cheapest chosen
+    counterfactuals (the Gower distance a person is handed, what the search's key weighs and
+    the summary reports; their cost when the schema declares costs); `gower`: lowest Gower of
+    the active actions, ties by higher SR - PD; `cost`: the cheapest chosen counterfactuals;
+    `plausibility`: the largest share of plausible chosen counterfactuals, ties by SR - PD.
+    Archived sets all meet the goal, so each rule picks among sets that do."""
     fairness = round(entry["SR"] - entry["PD"], 9)
     if rule == "sr_minus_pd":
-        return (fairness, -entry["gower_active"])
+        return (fairness, -round(entry["chosen_cost"], 9))
     if rule == "gower":
         return (-entry["gower_active"], fairness)
     if rule == "cost":
@@ -64,7 +65,8 @@ def best_combination(
     rounds: int = 3,
 ) -> dict[str, dict[str, Any] | None]:
     """Hybrid fairness: one set per scope, chosen together so that the population's SR - PD
-    (ties: smaller ECR gap, then lower Gower) is best. Starts from each scope's own best
+    (ties: smaller ECR gap, then the cheaper chosen counterfactuals over everyone flipped) is
+    best. Starts from each scope's own best
     and improves one scope at a time with the others fixed; exact, from the stored tallies."""
     chosen = {scope: best_entry(entries, rule) for scope, entries in archives.items()}
     if any(entry is None for entry in chosen.values()) or len(chosen) < 2:
@@ -75,8 +77,10 @@ def best_combination(
         pooled = sum(tallies[1:], tallies[0])
         p = pooled.effectiveness(effectiveness)
         gap = spread(np.where(pooled.present, pooled.choice(), np.nan))
-        gower = np.mean([e["gower_active"] for e in combination.values()])
-        return (round(mean_present(p) - spread(p), 9), -round(gap, 9), -gower)
+        flipped = np.array([sum(e["tally"]["flipped_any"]) for e in combination.values()])
+        costs = np.array([e["chosen_cost"] for e in combination.values()])
+        cost = float(costs @ flipped / flipped.sum()) if flipped.sum() else 0.0
+        return (round(mean_present(p) - spread(p), 9), -round(gap, 9), -round(cost, 9))
 
     for _ in range(rounds):
         before = dict(chosen)
