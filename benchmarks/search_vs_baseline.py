@@ -51,7 +51,7 @@ rows = []
 for (name, level), group in everything.groupby(["dataset", "level"], sort=False):
     learned = group[group.budget == "-"].iloc[0]
     calls = group[group.budget == "equal model calls"]
-    best = calls.sort_values(["SR", "PD"], ascending=[False, True]).iloc[0]
+    best = calls.sort_values(["SR", "PD", "gower_chosen"], ascending=[False, True, True]).iloc[0]
     rows.append({"dataset": name, "level": level, "ceiling SR": learned["ceiling SR"],
                  "SAC SR": learned.SR, "best baseline": best.search, "baseline SR": best.SR,
                  "SAC PD": learned.PD, "baseline PD": best.PD,
