@@ -283,12 +283,20 @@ class SetObjective:
         return float(self.scored(pool, chosen).key[0])
 
 
+def slot_keys(pool: CandidatePool, objective: SetObjective, chosen: np.ndarray,
+              j: int) -> np.ndarray:
+    """The set's key with each candidate (then NO_CHANGE) in slot j; -inf for a candidate
+    already in another slot (a person is never handed one action twice)."""
+    key = objective.slot(pool, chosen, j).key.copy()
+    key[[int(i) for s, i in enumerate(chosen) if s != j and i != NO_CHANGE]] = -np.inf
+    return key
+
+
 def best_candidate(pool: CandidatePool, objective: SetObjective, chosen: np.ndarray,
                    j: int) -> tuple[int, float, float]:
     """The candidate (or NO_CHANGE) that makes slot j of `chosen` best, never one already in
     another slot; with its key and the key of the set as it is."""
-    key = objective.slot(pool, chosen, j).key.copy()
-    key[[int(i) for s, i in enumerate(chosen) if s != j and i != NO_CHANGE]] = -np.inf
+    key = slot_keys(pool, objective, chosen, j)
     best = int(np.argmax(key))
     current = len(pool) if chosen[j] == NO_CHANGE else int(chosen[j])
     return (NO_CHANGE if best == len(pool) else best), float(key[best]), float(key[current])
@@ -323,8 +331,7 @@ def improve_pairs(pool: CandidatePool, objective: SetObjective, chosen: np.ndarr
         for k in range(N):
             if j == k:
                 continue
-            key = objective.slot(pool, chosen, j).key.copy()
-            key[[int(i) for s, i in enumerate(chosen) if s != j and i != NO_CHANGE]] = -np.inf
+            key = slot_keys(pool, objective, chosen, j)
             for first in np.argsort(-key)[:shortlist]:
                 trial = chosen.copy()
                 trial[j] = NO_CHANGE if first == len(pool) else int(first)
