@@ -71,11 +71,7 @@ def reproduce(
     output = Path(output)
     base = base_config(dataset, data_path, budget_s, env_steps, mdp)
     grid = paper_grid()
-    spec = SweepSpec(base=base, search={"experiment": {"grid": list(grid)}}, experiments=grid)
-    spec.check("reproduce")
-    trials, outcomes = sweep(spec, output, address=address, resume=resume, callbacks=callbacks)
-    by_name = {trials.loc[trials.trial == t, "param:experiment"].item(): o
-               for t, o in outcomes.items()}
+    by_name = run_experiments(base, grid, output, address, resume, callbacks, check="reproduce")
     table = results_table(by_name, grid)
     learned = {level: by_name[f"{level} EE-ECR micro"] for level in LEVELS}
     share_prepared(output, output / "baselines")  # the same people, model and clusters
@@ -84,6 +80,22 @@ def reproduce(
     atomic_write(output / "searches.csv", searches.to_csv(index=False))
     atomic_write(output / "RESULTS.md", markdown(dataset, table, searches, base))
     return table, searches
+
+
+def run_experiments(
+    base: RunConfig, experiments: dict[str, dict[str, Any]], output: Path,
+    address: str | None = None, resume: bool = False, callbacks: list | None = None,
+    check: str | None = None,
+) -> dict[str, RunResult]:
+    """Named sets of overrides of `base`, run as one sweep (a trial each); their results by
+    name. `check`: validate the overrides first, naming this source in errors."""
+    spec = SweepSpec(base=base, search={"experiment": {"grid": list(experiments)}},
+                     experiments=experiments)
+    if check:
+        spec.check(check)
+    trials, outcomes = sweep(spec, output, address=address, resume=resume, callbacks=callbacks)
+    return {trials.loc[trials.trial == t, "param:experiment"].item(): o
+            for t, o in outcomes.items()}
 
 
 def share_prepared(source: Path, target: Path) -> None:
@@ -146,12 +158,8 @@ def compare_searches(
     """Per level: the ceiling, the learned search, and each baseline at equal model calls and
     at equal wall time; SR, PD, ECR gap, Gower of chosen counterfactuals, model calls, wall
     time. `learned`: the learned search's RunResult per level (of `base` at that level)."""
-    experiments = baseline_experiments(learned)
-    spec = SweepSpec(base=base, search={"experiment": {"grid": list(experiments)}},
-                     experiments=experiments)
-    trials, outcomes = sweep(spec, output, address=address, resume=resume, callbacks=callbacks)
-    by_name = {trials.loc[trials.trial == t, "param:experiment"].item(): o
-               for t, o in outcomes.items()}
+    by_name = run_experiments(base, baseline_experiments(learned), output, address, resume,
+                              callbacks)
     rows = []
     for level, result in learned.items():
         rows.append(search_row(level, result.search, "-", result))
@@ -167,13 +175,8 @@ def compare_levels(
 ) -> pd.DataFrame:
     """`compare_searches` for a config of one's own: the learned search at each level first,
     then the baselines at its budgets (benchmarks/search_vs_baseline.py runs it per dataset)."""
-    experiments = {level: {"level": level} for level in levels}
-    spec = SweepSpec(base=base, search={"experiment": {"grid": list(experiments)}},
-                     experiments=experiments)
-    trials, outcomes = sweep(spec, output / "learned", address=address, resume=resume,
-                             callbacks=callbacks)
-    learned = {trials.loc[trials.trial == t, "param:experiment"].item(): o
-               for t, o in outcomes.items()}
+    learned = run_experiments(base, {level: {"level": level} for level in levels},
+                              output / "learned", address, resume, callbacks)
     share_prepared(output / "learned", output / "baselines")
     return compare_searches(base, {level: learned[level] for level in levels},
                             output / "baselines", address, resume=resume, callbacks=callbacks)
