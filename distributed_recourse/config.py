@@ -133,10 +133,9 @@ class SearchConfig:
     """A proposed (or random) action changes each feature with this probability at the start."""
     resolution: int = 100
     """`con` changes are proposed on a grid of this many steps per feature range."""
-    move_share: float = 0.5
-    """SAC's proposals move each feature of the slot's action with this probability at first."""
     jump_share: float = 0.25
-    """...and propose a fresh action anywhere, instead of a move, with this probability."""
+    """SAC's proposals start as a fresh action anywhere with this probability, and as a move
+    of one entry of the slot's action otherwise."""
     warm_start: bool = True
     """SAC starts from the coordinate search's (`greedy`) result: that search runs until a set
     first meets the goal (or `warm_calls`), then SAC improves on it. The run records the hand-over
@@ -229,9 +228,9 @@ class TrainConfig:
     needs, shrink the rest to the smallest that keeps every flip (recourse/minimize.py)."""
     selection: str = "sr_minus_pd"
     """How the final set of a scope is picked among its sets that meet the goal: `sr_minus_pd`
-    (highest SR - PD, ties by the cheapest chosen counterfactuals), `gower` (lowest Gower of
-    the active actions), `cost` (the cheapest chosen counterfactuals) or `plausibility` (the
-    most plausible ones).
+    (highest SR - PD, ties by the smaller ECR gap, then the cheapest chosen counterfactuals),
+    `gower` (lowest Gower of the active actions), `cost` (the cheapest chosen
+    counterfactuals) or `plausibility` (the most plausible ones).
     Under hybrid fairness the scopes' sets are chosen together, for the population's SR - PD."""
 
     def __post_init__(self) -> None:

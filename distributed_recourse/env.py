@@ -5,9 +5,10 @@
   moves it by a1. Each step re-evaluates the one changed action (one model call, or none for
   an action seen before), and the reward is the paper's.
 - `ProposalEnv` (`mdp: proposal`, the default): one step proposes a whole action for one slot
-  of a working set that starts each episode at the best set found so far; a proposal that
-  makes the set better replaces the slot's action and is rewarded by how much. It is a
-  gymnasium VectorEnv: the proposals of all its sub-environments go to the model in one call.
+  of a working set that starts each episode at the best set found so far, as a coordinate
+  move of the slot's action (kept when it makes the set better) or a jump to a fresh action
+  (a restart); the reward is the change of the set's key. It is a gymnasium VectorEnv: the
+  proposals of all its sub-environments go to the model in one call.
 
 Both evaluate through the scope's `ScopeSearch`: every action they try lands in its candidate
 pool, every successful set in its archive, and the hybrid group terms are its `others`, which
@@ -141,20 +142,29 @@ class RecourseEnv(gym.Env):
 class ProposalEnv(gym.vector.VectorEnv):
     """`num_envs` episodes at once, each improving a working set of N actions that starts at
     the scope's best set so far; a step proposes a whole action for one slot (the slots in
-    turn), as a move of the slot's current action.
+    turn), as a move of the slot's current action or a fresh one.
 
-    An action is a point of [-1, 1]^(2m + 1): its last coordinate decides between a move of the
-    slot's action (`ActionSpace.nudged`: per feature a gate and a signed step on a log scale)
-    and, above 1 - 2 `jump_share`, a fresh action anywhere (`ActionSpace.from_unit`, what the
-    random baseline draws), so that the agent can learn when to refine and when to look
-    elsewhere. The proposal replaces the slot's action when it makes the set better
-    (the search's key), and the reward is that improvement (divided by the weights' `scale`; 0
-    for a proposal that does not help), so the agent learns where better actions lie from the
-    set it is improving. The observation is the slot (one-hot), per group the share the working
-    set flips in the scope and in the whole population (hybrid; the scope's otherwise) and the
-    share of the set that is an effective choice, the set's actions, and how far the episode is.
-    An episode is `episode_length` proposals; sub-environments reset on the step after their
-    episode ends (gymnasium's NEXT_STEP autoreset, which RLlib expects)."""
+    An action is a point u of [-1, 1]^(2m + 1); its last coordinate decides:
+    - A *move* (the default): a coordinate move of a pattern search (`ActionSpace.stepped`).
+      The feature f with the largest of the first m coordinates moves by the sign of
+      u[m + f], over 2^-|u[m + f]| (between 1/2 and 1) of the step the environment keeps per
+      slot and feature, as a share of the entry's range. A step starts at `first_step`,
+      halves when no move of that slot and feature improved a set in a batch, and starts
+      over once it falls below the grid (1 / `resolution`). A move is kept only when it makes
+      the set better (the search's key).
+    - A *jump* (above 1 - 2 `jump_share`): a fresh action anywhere (`from_unit` of the first
+      2m coordinates, what the random baseline draws). It always takes the slot, and the
+      slot's steps start over, so that the moves that follow climb from it: a pattern search
+      restarted elsewhere, which is how the set leaves a local optimum.
+    A policy that has learned nothing is thus a randomised coordinate search with restarts;
+    the agent learns which entry to move, which way, and when a restart pays. The reward is
+    the change of the key (divided by the weights' `scale`): the improvement of a move, what
+    a jump gains or loses. The observation is the slot (one-hot), per group the share the
+    working set flips in the scope and in the whole population (hybrid; the scope's
+    otherwise) and the share of the set that is an effective choice, the set's actions, the
+    slot's steps (log scale) and how far the episode is. An episode is `episode_length`
+    proposals; sub-environments reset on the step after their episode ends (gymnasium's
+    NEXT_STEP autoreset, which RLlib expects)."""
 
     metadata: dict[str, Any] = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
@@ -165,13 +175,13 @@ class ProposalEnv(gym.vector.VectorEnv):
         m = len(problem.features) if problem is not None else int(config["n_features"])
         k = len(problem.group_names) if problem is not None else int(config["n_groups"])
         N = self.weights.n_actions
-        self.move_share = float(config.get("move_share", 0.5))
+        self.first_step = float(config.get("first_step", 0.5))
         self.jump_share = float(config.get("jump_share", 0.25))
         self.keep_share = float(config.get("keep_share", 0.6))
         self.resolution = int(config.get("resolution", 100))
-        self.episode_length = int(config.get("episode_length", 2 * N))
-        self.single_observation_space = gym.spaces.Box(-1.0, 1.0, (N + 3 * k + N * m + 1,),
-                                                       np.float32)
+        self.episode_length = int(config.get("episode_length", 6 * N))
+        self.single_observation_space = gym.spaces.Box(
+            -1.0, 1.0, (N + 3 * k + N * m + m + 1,), np.float32)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, (2 * m + 1,), np.float32)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
                                                               self.num_envs)
@@ -184,6 +194,8 @@ class ProposalEnv(gym.vector.VectorEnv):
         self.space = search.space
         self.working = np.repeat(self.space.initial_set()[None], self.num_envs, axis=0)
         """Each episode's working set, as actions (pool indices change when it is pruned)."""
+        self.step_size = np.full((self.space.n_actions, self.space.n_features), self.first_step)
+        """Per slot and feature, a move's size as a share of the entry's range."""
         self.t = np.zeros(self.num_envs, dtype=np.int64)
         self.ended = np.zeros(self.num_envs, dtype=bool)
 
@@ -194,12 +206,15 @@ class ProposalEnv(gym.vector.VectorEnv):
     def _observe(self, i: int) -> np.ndarray:
         N, w = self.weights.n_actions, self.weights
         metrics, tally, _, _ = self.search.score(self.search.evaluate(self.working[i]))
+        j = self.t[i] % N
         slot = np.zeros(N)
-        slot[self.t[i] % N] = 1.0
+        slot[j] = 1.0
         own = tally.effectiveness(w.effectiveness)
+        halvings = np.log2(self.first_step / self.step_size[j])
         seen = [slot, np.nan_to_num(own, nan=-1.0), np.nan_to_num(metrics.effectiveness, nan=-1.0),
                 np.asarray(metrics.choice, dtype=np.float64),
                 self.space.to_unit(self.working[i]).reshape(-1),
+                1.0 - 2.0 * halvings / np.log2(self.first_step * self.resolution),
                 [2.0 * self.t[i] / self.episode_length - 1.0]]
         return np.clip(np.concatenate(seen), -1.0, 1.0).astype(np.float32)
 
@@ -209,31 +224,54 @@ class ProposalEnv(gym.vector.VectorEnv):
         self.ended[:] = False
         return np.stack([self._observe(i) for i in range(self.num_envs)]), {}
 
+    def propose(self, u: np.ndarray, slots: np.ndarray, bases: np.ndarray):
+        """The actions that points u propose for `slots` of sets whose slot actions are
+        `bases`, and the feature each moves (-1 for a jump)."""
+        m = self.space.n_features
+        jump = u[:, -1] > 1.0 - 2.0 * self.jump_share
+        feature = np.argmax(u[:, :m], axis=1)
+        v = u[np.arange(len(u)), m + feature]
+        size = np.where(v < 0, -1.0, 1.0) * self.step_size[slots, feature] * 2.0 ** -np.abs(v)
+        proposed = np.where(jump[:, None],
+                            self.space.from_unit(u[:, :-1], self.keep_share, self.resolution),
+                            self.space.stepped(bases, feature, size))
+        return proposed, np.where(jump, -1, feature)
+
+    def adapt(self, slots: np.ndarray, features: np.ndarray, improved: np.ndarray) -> None:
+        """Halve the step of each slot and feature that was moved in this batch and never
+        helped; a step below the grid starts over at `first_step`."""
+        moved = features >= 0
+        for j, f in set(zip(slots[moved], features[moved], strict=True)):
+            if not improved[moved & (slots == j) & (features == f)].any():
+                self.step_size[j, f] /= 2.0
+                if self.step_size[j, f] < 1.0 / self.resolution:
+                    self.step_size[j, f] = self.first_step
+
     def step(self, actions: np.ndarray):
         search, N = self.search, self.weights.n_actions
         restart = self.ended.copy()
         active = np.flatnonzero(~restart)
         slots = self.t[active] % N
-        u = np.asarray(actions, dtype=np.float64)[active]
-        jump = u[:, -1:] > 1.0 - 2.0 * self.jump_share
-        proposed = np.where(jump,
-                            self.space.from_unit(u[:, :-1], self.keep_share, self.resolution),
-                            self.space.nudged(self.working[active, slots], u[:, :-1],
-                                              self.move_share))
+        u = np.clip(np.asarray(actions, dtype=np.float64)[active], -1.0, 1.0)
+        proposed, features = self.propose(u, slots, self.working[active, slots])
         search.evaluate(proposed)  # the batch's new actions in one model call
         search.steps += len(active)
         rewards = np.zeros(self.num_envs)
-        for i, j, proposal in zip(active, slots, proposed, strict=True):
+        for n, (i, j, proposal) in enumerate(zip(active, slots, proposed, strict=True)):
             trial = self.working[i].copy()
             trial[j] = proposal
             before, after = search.evaluate(self.working[i]), search.evaluate(trial)
             repeated = after[j] != NO_CHANGE and after[j] in np.delete(after, j)
             gain = search.key(after) - search.key(before)
-            if not repeated and gain > 1e-9:
+            jump = features[n] < 0
+            if not repeated and (gain > 1e-9 or jump):
                 rewards[i] = gain / self.weights.scale
                 self.working[i] = trial
                 search.offer(after)
+                if jump:
+                    self.step_size[j] = self.first_step
             self.t[i] += 1
+        self.adapt(slots, features, rewards[active] > 0)
         for i in np.flatnonzero(restart):
             self._restart(i)
         terminated = np.zeros(self.num_envs, dtype=bool)

@@ -66,7 +66,7 @@ def sac_config(config: RunConfig, search: ScopeSearch, seed: int):
     sac, proposal = config.sac, config.search.mdp == "proposal"
     env_config = {"weights": config.reward.to_dict(), "n_features": search.space.n_features,
                   "n_groups": len(search.problem.group_names), "seed": seed,
-                  "move_share": config.search.move_share, "jump_share": config.search.jump_share,
+                  "jump_share": config.search.jump_share,
                   "keep_share": config.search.keep_share, "resolution": config.search.resolution}
     runners = {"num_env_runners": 0, "rollout_fragment_length": sac.rollout_fragment_length}
     if proposal:

@@ -215,25 +215,16 @@ def test_from_unit_of_uniform_points_keeps_each_entry_with_its_share():
     assert actions[changed[:, 0], 0].min() < -9.5 and actions[changed[:, 0], 0].max() > 9.5
 
 
-def test_nudged_moves_from_a_base_on_a_log_scale():
+def test_stepped_moves_one_entry_by_a_share_of_its_range():
     space = ActionSpace(PROPOSED, 1)
-    base = np.array([1.25, 0.0, -1.0])
-    # x: +20 x 2^(-8 x 0.5) = +1.25; k: 4 x 2^(-8 x 0.25) = +1 from the sentinel; j: shut
-    moved = space.nudged(base, np.array([1.0, 1.0, -1.0, 0.5, 0.25, 0.9]))
-    np.testing.assert_allclose(moved, [[2.5, 1.0, -1.0]])
-    # v = 0 spans the whole range (clipped); v -> 1 refines to 2^-8 of it, whole numbers move
-    # by at least one level
-    np.testing.assert_allclose(space.nudged(base, np.array([1, 1, 1, 0.0, 1.0, 1.0])),
-                               [[10.0, 1.0, 0.0]])
-    np.testing.assert_allclose(space.nudged(base, np.array([1, -1, -1, -1.0, 0, 0])),
-                               [[1.25 - 20 / 256, 0.0, -1.0]])
-    # a negative v moves down: k from 3 by 4 x 2^-4 = 0.25 -> one level, to 2
-    np.testing.assert_allclose(space.nudged(np.array([0.0, 3.0, 1.0]),
-                                            np.array([-1, 1, -1, 0, -0.5, 0])), [[0.0, 2.0, 1.0]])
-    # batches: one base per row
-    bases = np.array([base, [0.0, 4.0, 2.0]])
-    moved = space.nudged(bases, np.array([[1, -1, -1, 0.5, 0, 0], [-1, 1, 1, 0, -0.25, -0.5]]))
-    np.testing.assert_allclose(moved, [[2.5, 0.0, -1.0], [0.0, 3.0, 1.0]])
+    base = np.array([[1.25, 0.0, -1.0]] * 4)
+    # x by +1/8 of [-10, 10]; k from its sentinel 0 by 0.1 x 4 -> at least one level; j by
+    # -1/2 x 3 -> 1.5 rounds to 2 levels, clipped at its sentinel -1; x by -1 -> clipped at -10
+    moved = space.stepped(base, np.array([0, 1, 2, 0]), np.array([0.125, 0.1, -0.5, -1.0]))
+    np.testing.assert_allclose(moved, [[3.75, 0.0, -1.0], [1.25, 1.0, -1.0], [1.25, 0.0, -1.0],
+                                       [-10.0, 0.0, -1.0]])
+    # a size of 0 moves nothing, even a whole-number entry
+    np.testing.assert_allclose(space.stepped(base[:1], np.array([1]), np.array([0.0])), base[:1])
 
 
 def test_to_unit_places_actions_on_their_ranges():

@@ -3,11 +3,12 @@
 from distributed_recourse.recourse.archive import best_combination, best_entry
 
 
-def entry(sr, pd, flipped_any, people=(10, 10), effective=(1, 1), gower=0.1, chosen=0.1):
+def entry(sr, pd, flipped_any, people=(10, 10), effective=(1, 1), gower=0.1, chosen=0.1,
+          gap=0.0):
     tally = {"people": list(people), "flipped_any": list(flipped_any),
              "flipped_best": list(flipped_any), "effective": list(effective), "n_actions": 2}
-    return {"SR": sr, "PD": pd, "gower_active": gower, "chosen_cost": chosen, "tally": tally,
-            "set": [[sr, pd]]}
+    return {"SR": sr, "PD": pd, "ECR_gap": gap, "gower_active": gower, "chosen_cost": chosen,
+            "tally": tally, "set": [[sr, pd]]}
 
 
 def test_hybrid_sets_are_chosen_for_the_population_not_each_scope():
@@ -38,3 +39,13 @@ def test_ties_go_to_the_cheapest_chosen_counterfactuals_not_the_nearest_actions(
     b = entry(1.0, 0.0, (9, 9), chosen=0.5)
     chosen = best_combination({"a": [near_actions, near_people], "b": [b]}, "micro")
     assert chosen["a"] is near_people
+
+
+def test_ties_go_to_the_smaller_ecr_gap_before_the_cheaper_counterfactuals():
+    # equal SR - PD: equal choice between groups first (as the hybrid joint choice), then cost
+    cheap_unequal = entry(1.0, 0.0, (10, 10), chosen=0.10, gap=0.25)
+    dear_equal = entry(1.0, 0.0, (10, 10), chosen=0.12, gap=0.0)
+    assert best_entry([cheap_unequal, dear_equal]) is dear_equal
+    # a higher SR - PD still comes first
+    better = entry(1.0, 0.0, (10, 10), chosen=0.3, gap=0.5)
+    assert best_entry([entry(0.9, 0.0, (9, 9)), better]) is better

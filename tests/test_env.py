@@ -12,12 +12,13 @@ State S, reached by `TO_S` (4 x (0, +3) then 3 x (3, +1)): action 0 = x0 + 1.2, 
   ECR (phi 0.6): both actions are effective for g0 only: a = (2/2, 0/2), gap 1.
   Both actions are active under every rule: G_A = (0.06 + 1/6) / 2, G_NA = 0.
 
-`ProposalEnv`: a step proposes a move of one slot's action (`ActionSpace.nudged`: per feature a
-gate, and a step of span x 2^(-8 |v|), the span of x0's entries being 20 and of x1's 4):
-  A = x0 + 1.25 (gate x0, v = 0.5: 20 / 16) flips p0, p1, p3 (as state S's action 0), Gower
-  1.25 / 10 / 2 = 0.0625 per person. [A, no change], EE micro: SR (2/3 + 1/3) / 2 = 1/2,
+`ProposalEnv` (built with `first_step` 0.125 and 4-step episodes here): a move changes the
+feature with the largest gate coordinate by its step x 2^-|v| of the entry's span (x0's
+entries span 20, x1's 4); a jump is `from_unit` of the first 2m coordinates:
+  A = x0 + 1.25 (move x0, v = 1: 0.125 x 20 / 2) flips p0, p1, p3 (as state S's action 0),
+  Gower 1.25 / 10 / 2 = 0.0625 per person. [A, no change], EE micro: SR (2/3 + 1/3) / 2 = 1/2,
   PD 1/3, one active action of two, G_A 0.0625, G_NA 0 (the no-change slot moves nobody).
-  B = x1 := 3 (gate x1, v = 0.05: 4 x 2^-0.4 = 3.03, rounded) is state S's action 1:
+  B = x1 := 3 (jump, gate x1 only, value 1/3: level 1 + (4/3) / 2 x 3) is state S's action 1:
   [A, B]: SR 2/3, PD 0, both active, G_A = (0.0625 + 1/6) / 2.
 """
 
@@ -543,12 +544,13 @@ def test_same_seed_same_trajectory():
 
 
 # ================================================================ the proposal environment
-GATE_X0, GATE_X1, GATE_NONE = [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]
+GATE_X0, GATE_X1 = [1.0, -1.0], [-1.0, 1.0]
 MOVE, JUMP = [-1.0], [1.0]  # the last coordinate: a move of the slot's action, or a fresh one
-TO_A = GATE_X0 + [0.5, 0.0] + MOVE  # x0 + 20 / 2^4 = +1.25
-TO_B = GATE_X1 + [0.0, 0.05] + MOVE  # x1 from the sentinel 0 to 4 x 2^-0.4 = 3.03 -> 3
-DOWN_X0 = GATE_X0 + [-0.25, 0.0] + MOVE  # x0 - 20 / 2^2 = -5
-STAY = GATE_NONE + [0.0, 0.0] + MOVE
+TO_A = GATE_X0 + [1.0, 0.0] + MOVE  # x0 + 0.125 x 20 / 2 = +1.25
+TO_B = GATE_X1 + [0.0, 1 / 3] + JUMP  # x1 := 3, x0 unchanged
+DOWN_X0 = GATE_X0 + [-0.5, 0.0] + MOVE  # x0 - 2.5 / sqrt(2)
+DOWN = -2.5 * 2**-0.5
+STAY = GATE_X1 + [0.0, -1.0] + MOVE  # x1 down: at its sentinel in both slots, nothing moves
 KEY_A = 50 * (1.1 * 0.5 + 1 / 2 - 1 / 3) - 50 * 0.0625
 KEY_AB = 50 * (1.1 * (2 / 3) + 2 / 2 - 0.0) - 50 * (0.0625 + 1 / 6) / 2
 
@@ -556,7 +558,7 @@ KEY_AB = 50 * (1.1 * (2 / 3) + 2 / 2 - 0.0) - 50 * (0.0625 + 1 / 6) / 2
 def proposal_env(model=None, num_envs: int = 1, **config) -> ProposalEnv:
     weights = {"n_actions": 2, "reward": "EE", **config.pop("weights", {})}
     return ProposalEnv({"problem": problem(model=model), "weights": weights,
-                        "num_envs": num_envs, **config})
+                        "num_envs": num_envs, "first_step": 0.125, "episode_length": 4, **config})
 
 
 def step(env: ProposalEnv, *proposals):
@@ -566,28 +568,28 @@ def step(env: ProposalEnv, *proposals):
 def test_proposal_spaces():
     env = proposal_env(num_envs=3)
     # slot one-hot (N), per group own and pooled effectiveness and choice (3k), the set's
-    # actions (N m), the episode's progress (1)
-    assert env.single_observation_space.shape == (2 + 3 * 2 + 2 * 2 + 1,)
+    # actions (N m), the slot's steps (m), the episode's progress (1)
+    assert env.single_observation_space.shape == (2 + 3 * 2 + 2 * 2 + 2 + 1,)
     assert env.single_action_space.shape == (5,)  # per feature a gate and a step, and the jump
-    assert env.observation_space.shape == (3, 13) and env.action_space.shape == (3, 5)
+    assert env.observation_space.shape == (3, 15) and env.action_space.shape == (3, 5)
     assert env.observation_space.dtype == env.action_space.dtype == np.float32
     np.testing.assert_array_equal(env.single_action_space.low, [-1.0] * 5)
     np.testing.assert_array_equal(env.single_action_space.high, [1.0] * 5)
     assert env.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
-    assert env.episode_length == 4  # 2 N by default
     # the spaces without a problem (the trainer attaches the scope's search later)
     bare = ProposalEnv({"n_features": 3, "n_groups": 4, "weights": {"n_actions": 5}})
-    assert bare.single_observation_space.shape == (5 + 12 + 15 + 1,)
+    assert bare.single_observation_space.shape == (5 + 12 + 15 + 3 + 1,)
     assert bare.single_action_space.shape == (7,) and bare.num_envs == 1
+    assert bare.episode_length == 30 and bare.first_step == 0.5  # 6 N, the coordinate search's
 
 
 def test_proposal_reset_observes_the_searchs_best_set():
     env = proposal_env(num_envs=2)
     obs, info = env.reset()
-    assert info == {} and obs.dtype == np.float32 and obs.shape == (2, 13)
+    assert info == {} and obs.dtype == np.float32 and obs.shape == (2, 15)
     # slot 0; nobody flipped (own, pooled), no choice; no change: x0 0 -> 0, x1 sentinel -> -1;
-    # progress 0 of 4 -> -1
-    np.testing.assert_array_equal(obs, [[1, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, -1, -1]] * 2)
+    # the slot's steps at their first size -> 1; progress 0 of 4 -> -1
+    np.testing.assert_array_equal(obs, [[1, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, -1, 1, 1, -1]] * 2)
     np.testing.assert_array_equal(env.working, [[NO_CHANGE, NO_CHANGE]] * 2)
     # a new episode starts at the best set the search has found so far (by any searcher)
     search = env.search
@@ -606,9 +608,9 @@ def test_an_improving_proposal_replaces_the_slot_and_is_rewarded_by_the_improvem
     assert r.shape == (1,) and r[0] == pytest.approx(KEY_A / 50)
     assert terminated.tolist() == [False] and truncated.tolist() == [False] and info == {}
     # slot 1 next; own and pooled p = (2/3, 1/3); A is effective for g0: a = (1/2, 0);
-    # A's x0 1.25 on [-10, 10] -> 0.125; progress 1 of 4 -> -0.5
+    # A's x0 1.25 on [-10, 10] -> 0.125; slot 1's steps 1; progress 1 of 4 -> -0.5
     np.testing.assert_allclose(obs[0], [0, 1, 2 / 3, 1 / 3, 2 / 3, 1 / 3, 0.5, 0, 0.125, -1, 0, -1,
-                                        -0.5], atol=1e-6)
+                                        1, 1, -0.5], atol=1e-6)
     search = env.search
     assert (search.steps, search.model_calls, model.calls) == (1, 1, 1)
     assert search.archived == 0
@@ -629,14 +631,16 @@ def test_a_proposal_that_does_not_help_gets_nothing_and_leaves_the_set():
     env = proposal_env(model=model)
     env.reset()
     step(env, TO_A)
-    step(env, STAY)  # slot 1: the gates are shut, the proposal is the slot's own action
-    # slot 0: x0 1.25 - 5 = -3.75 flips nobody; [-3.75, no change] is worse than [A, no change]
+    step(env, STAY)  # slot 1: x1 is at its sentinel, the proposal is the slot's own action
+    # slot 0: x0 1.25 - 1.77 flips nobody; [-0.52, no change] is worse than [A, no change]
     _, r, *_ = step(env, DOWN_X0)
     assert r[0] == 0.0
     np.testing.assert_allclose(env.working[0], [[1.25, 0.0], NO_CHANGE])
     # it was asked of the model all the same, and lands in the pool (the search learns of it)
     assert model.calls == 2 and env.search.steps == 3
-    assert env.search.pool.find(np.array([-3.75, 0.0])) is not None
+    assert env.search.pool.find(np.array([1.25 + DOWN, 0.0])) is not None
+    # no move of x0 in slot 0 helped in this batch: its step halves, x1's in slot 1 too
+    np.testing.assert_allclose(env.step_size, [[0.0625, 0.125], [0.125, 0.0625]])
     # a copy of another slot's action is no improvement either (it would count as a second
     # active action under micro)
     step(env, STAY)  # the episode's fourth proposal
@@ -673,17 +677,20 @@ def test_sub_environments_propose_in_one_model_call():
     model = SumModel()
     env = proposal_env(model=model, num_envs=3)
     env.reset()
-    _, r, *_ = step(env, TO_A, DOWN_X0, GATE_X0 + [0.0, 0.0] + MOVE)  # +1.25, -5, +20 (to 10)
+    up = 2.5 * 2**-0.5  # x0 + 1.77 flips p0, p1, p3, p5: SR 2/3, PD 0, better than A
+    _, r, *_ = step(env, TO_A, DOWN_X0, GATE_X0 + [0.5, 0.0] + MOVE)
     assert model.calls == 1 and env.search.model_calls == 3 and env.search.steps == 3
     assert model.rows == 3 * 6
     assert r[0] == pytest.approx(KEY_A / 50) and r[1] == 0.0 and r[2] > r[0]
     # each sub-environment keeps its own working set
-    np.testing.assert_allclose(env.working[:, 0], [[1.25, 0.0], NO_CHANGE, [10.0, 0.0]])
-    # proposals seen before cost nothing; one new proposal among them costs one call
+    np.testing.assert_allclose(env.working[:, 0], [[1.25, 0.0], NO_CHANGE, [up, 0.0]])
+    # a move of x0 in slot 0 helped: its step stays
+    assert env.step_size[0, 0] == 0.125
+    # proposals seen before cost nothing; new proposals among them cost one call
     step(env, STAY, STAY, STAY)
     assert model.calls == 1
-    step(env, TO_A, TO_B, TO_A)  # slot 0 again: A + 1.25 = 2.5 (new), B on [no change] (new)
-    assert model.calls == 2 and env.search.model_calls == 5
+    step(env, TO_A, TO_B, TO_A)  # slot 0 again: 2.5, B on [no change], up + 1.25: all new
+    assert model.calls == 2 and env.search.model_calls == 6
 
 
 def test_a_jump_proposes_a_fresh_action_instead_of_a_move():
@@ -694,6 +701,27 @@ def test_a_jump_proposes_a_fresh_action_instead_of_a_move():
     # x0's change range [-10, 10] -> +5), not as a move of slot 1's action
     step(env, [1.0, -1.0, 0.5, 0.0] + JUMP)
     assert env.search.pool.find(np.array([5.0, 0.0])) is not None
+
+
+def test_a_jump_takes_the_slot_even_when_worse_and_its_steps_start_over():
+    env = proposal_env()
+    env.reset()
+    step(env, TO_A)
+    step(env, STAY)
+    step(env, DOWN_X0)  # fails: slot 0's x0 step halves
+    assert env.step_size[0, 0] == 0.0625
+    step(env, STAY)
+    step(env, STAY)  # NEXT_STEP: a new episode at the best set [A, no change], slot 0 next
+    # a jump to x0 -> -5 (gate x0 only, value 1/4 of [-10, 10]) flips nobody: it takes slot 0
+    # all the same, the reward is the key's loss, and the slot's steps start over
+    _, r, *_ = step(env, [1.0, -1.0, -0.5, 0.0] + JUMP)
+    np.testing.assert_allclose(env.working[0], [[-5.0, 0.0], NO_CHANGE])
+    search = env.search
+    worse = search.key(search.evaluate(np.array([[-5.0, 0.0], NO_CHANGE])))
+    assert r[0] == pytest.approx((worse - KEY_A) / 50) and r[0] < 0
+    np.testing.assert_allclose(env.step_size[0], [0.125, 0.125])
+    # the search keeps its best set: a restart never loses what was found
+    np.testing.assert_allclose(env.search.best_actions, [[1.25, 0.0], NO_CHANGE])
 
 
 def test_proposal_env_hybrid_observes_own_and_pooled_effectiveness():
@@ -720,7 +748,9 @@ def test_proposal_env_behaves_as_a_vector_env():
         assert env.action_space.contains(actions)
         obs, r, terminated, truncated, info = env.step(actions)
         assert env.observation_space.contains(obs)
-        assert r.shape == (3,) and np.all(r >= 0.0)  # only improvements are rewarded
+        assert r.shape == (3,)
+        moves = actions[:, -1] <= 1.0 - 2.0 * env.jump_share
+        assert np.all(r[moves] >= 0.0)  # a move is kept only when it helps; a jump may lose
         assert terminated.dtype == truncated.dtype == bool
         assert terminated.shape == truncated.shape == (3,) and not truncated.any()
         assert isinstance(info, dict)

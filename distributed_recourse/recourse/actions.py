@@ -82,22 +82,18 @@ class ActionSpace:
         moved = np.where(self.is_con, con, level)
         return self.clip(np.where(gate, moved, self.no_change()))
 
-    def nudged(self, base: np.ndarray, u: np.ndarray, move_share: float = 0.5,
-               octaves: int = 8) -> np.ndarray:
-        """Actions moved from `base` by points u of [-1, 1]^(2m): per feature a gate (the entry
-        moves when its gate is above 1 - 2 `move_share`) and a signed size on a log scale,
-        |size| = span x 2^(-octaves |v|): near v = 0 (where an untrained policy starts) a move
-        spans the whole range, and |v| -> 1 refines it down to 2^-octaves of it, as a pattern
-        search halving its step would; whole-number entries move by at least one level.
-        (B, m), (B, 2m) -> (B, m)."""
-        base, u = np.atleast_2d(base), np.atleast_2d(np.asarray(u, dtype=np.float64))
-        m = self.n_features
-        gate, v = u[:, :m] > 1.0 - 2.0 * move_share, np.clip(u[:, m:], -1.0, 1.0)
+    def stepped(self, base: np.ndarray, feature: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """Actions moved from `base` in one entry each: `feature` by `size` (signed, a share of
+        the entry's range), a whole-number entry by at least one level; the coordinate moves
+        of a pattern search. (B, m), (B,), (B,) -> (B, m)."""
+        base = np.array(np.atleast_2d(base), dtype=np.float64)
+        feature, size = np.atleast_1d(feature), np.atleast_1d(size).astype(np.float64)
         low, high = self.value_bounds()
-        size = np.where(v < 0, -1.0, 1.0) * (high - low) * 2.0 ** (-octaves * np.abs(v))
-        size = np.where(self.integer & (size != 0), np.sign(size) * np.maximum(1.0, np.abs(size)),
-                        size)
-        return self.clip(np.where(gate, base + size, base))
+        move = size * (high[feature] - low[feature])
+        whole = self.integer[feature] & (move != 0)
+        move = np.where(whole, np.sign(move) * np.maximum(1.0, np.round(np.abs(move))), move)
+        base[np.arange(len(base)), feature] += move
+        return self.clip(base)
 
     def to_unit(self, actions: np.ndarray) -> np.ndarray:
         """Where actions sit on their entries' ranges, in [-1, 1] (what an agent observes)."""

@@ -38,15 +38,17 @@ def archive_entry(
 
 
 def selection_key(entry: dict[str, Any], rule: str = "sr_minus_pd") -> tuple[float, ...]:
-    """Larger is better. `sr_minus_pd`: highest SR - PD, ties by the cheapest chosen
-    counterfactuals (the Gower distance a person is handed, what the search's key weighs and
-    the summary reports; their cost when the schema declares costs); `gower`: lowest Gower of
+    """Larger is better. `sr_minus_pd`: highest SR - PD, ties by the smaller ECR gap (equal
+    choice, the other fairness the method asks for; the hybrid joint choice breaks its ties
+    the same way), then by the cheapest chosen counterfactuals (the Gower distance a person
+    is handed, what the search's key weighs and the summary reports; their cost when the
+    schema declares costs); `gower`: lowest Gower of
     the active actions, ties by higher SR - PD; `cost`: the cheapest chosen counterfactuals;
     `plausibility`: the largest share of plausible chosen counterfactuals, ties by SR - PD.
     Archived sets all meet the goal, so each rule picks among sets that do."""
     fairness = round(entry["SR"] - entry["PD"], 9)
     if rule == "sr_minus_pd":
-        return (fairness, -round(entry["chosen_cost"], 9))
+        return (fairness, -round(entry["ECR_gap"], 9), -round(entry["chosen_cost"], 9))
     if rule == "gower":
         return (-entry["gower_active"], fairness)
     if rule == "cost":

@@ -65,20 +65,11 @@ class CoordinateSearch:
         self.slot = 0
 
     def neighbours(self, action: np.ndarray, step: np.ndarray) -> np.ndarray:
-        """The slot's action with one entry moved up or down by its step (at least one level
-        for a whole-number entry)."""
-        space = self.search.space
-        low, high = space.value_bounds()
-        moves = []
-        for f in range(space.n_features):
-            size = step[f] * (high[f] - low[f])
-            if space.integer[f]:
-                size = max(1.0, np.round(size))
-            for sign in (1.0, -1.0):
-                moved = action.copy()
-                moved[f] = np.clip(moved[f] + sign * size, low[f], high[f])
-                moves.append(moved)
-        moves = space.clip(np.array(moves))
+        """The slot's action with one entry moved up or down by its step."""
+        m = self.search.space.n_features
+        features = np.tile(np.arange(m), 2)
+        sizes = np.concatenate([step, -step])
+        moves = self.search.space.stepped(np.repeat(action[None], 2 * m, axis=0), features, sizes)
         return np.unique(moves[~np.all(moves == action, axis=1)], axis=0)
 
     def run(self, steps: int) -> None:
