@@ -18,7 +18,13 @@ from distributed_recourse.data.schema import FeatureSpec
 from distributed_recourse.recourse import metrics as M
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.archive import archive_entry
-from distributed_recourse.recourse.pool import NO_CHANGE, CandidatePool, SetObjective, best_set
+from distributed_recourse.recourse.pool import (
+    NO_CHANGE,
+    CandidatePool,
+    Scored,
+    SetObjective,
+    best_set,
+)
 from distributed_recourse.recourse.rewards import Goal, RewardWeights
 from distributed_recourse.recourse.stopping import IMPROVEMENT
 
@@ -67,6 +73,7 @@ class ScopeSearch:
         self._unsent: list[dict[str, Any]] = []
         self._archived: set[bytes] = set()
         self._refreshed_at = 0
+        self._scores: dict[bytes, Scored] = {}
         self._reported_key = self.key(self.best)
         """The best set's key at the last report, under the others' current tally."""
         self._record_key = self._reported_key
@@ -111,13 +118,26 @@ class ScopeSearch:
         return np.array([self.space.no_change() if i == NO_CHANGE else self.pool.actions[i]
                          for i in chosen])
 
+    def scored(self, chosen: np.ndarray) -> Scored:
+        """A set of pool indices, scored. Remembered: a step asks for the same sets' scores
+        several times (its reward, the archive, the best set), and on Adult scoring a set
+        costs a tenth of a model call. A set's scores change only when the pool is
+        renumbered or the others' tally changes, which forget them."""
+        index = np.asarray(chosen, dtype=np.int64).tobytes()
+        found = self._scores.get(index)
+        if found is None:
+            if len(self._scores) >= 4096:
+                self._scores.clear()
+            found = self._scores[index] = self.objective.scored(self.pool, chosen)
+        return found
+
     def score(self, chosen: np.ndarray):
         """(metrics, tally, reward level, goal met) of a set of pool indices."""
-        return self.objective.score(self.pool, chosen)
+        return self.scored(chosen).row(0)
 
     def key(self, chosen: np.ndarray) -> float:
         """What the search maximises (`SetObjective`): larger is better."""
-        return self.objective.key(self.pool, chosen)
+        return float(self.scored(chosen).key[0])
 
     # ----------------------------------------------------------------- the best set
     def offer(self, chosen: np.ndarray) -> None:
@@ -125,7 +145,7 @@ class ScopeSearch:
         kept as the best if it beats it."""
         metrics, tally, value, met = self.score(chosen)
         if met:
-            self._archive(chosen, metrics, tally, value, self.objective.scored(self.pool, chosen).extras(0))
+            self._archive(chosen, metrics, tally, value, self.scored(chosen).extras(0))
         if self.key(chosen) > self.key(self.best) + 1e-9:
             self.best, self.best_actions = np.array(chosen), self.actions_of(chosen)
 
@@ -136,8 +156,9 @@ class ScopeSearch:
         self._refreshed_at = self.model_calls
         self.best = self._indices(self.best_actions)
         self.offer(best_set(self.pool, self.objective, self.weights.n_actions, start=self.best))
-        if prune:
+        if prune and len(self.pool) > self.pool.capacity:
             self.pool.prune(keep=list(self.best_actions))
+            self._scores.clear()
             self.best = self._indices(self.best_actions)
 
     def set_others(self, tally: M.GroupTally | None) -> None:
@@ -145,6 +166,7 @@ class ScopeSearch:
         best set is judged again under it, so that a change of the others is never taken for
         an improvement (or a loss) of this scope's."""
         self.objective.others = tally
+        self._scores.clear()
         self._reported_key = self.key(self.best)
 
     def _indices(self, actions: np.ndarray) -> np.ndarray:
@@ -179,7 +201,7 @@ class ScopeSearch:
         """What the hub records after a round: the best set (its tally is what other scopes
         pool under hybrid fairness), the sets archived since the last report, the counters."""
         metrics, tally, value, met = self.score(self.best)
-        extras = self.objective.scored(self.pool, self.best).extras(0)
+        extras = self.scored(self.best).extras(0)
         entries, self._unsent = self._unsent, []
         key = self.key(self.best)
         # Better under the others' current tally, and better than ever: under hybrid fairness
@@ -203,6 +225,7 @@ class ScopeSearch:
                 archived: list[np.ndarray]) -> None:
         """Continue from a checkpoint, with the hub's counters and archived sets."""
         self.pool.restore(state["pool"])
+        self._scores.clear()
         self.best_actions = np.asarray(state["best_actions"])
         self.best = self._indices(self.best_actions)
         self.steps = steps
