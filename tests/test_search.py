@@ -21,6 +21,7 @@ from distributed_recourse.engine import stop_rule
 from distributed_recourse.recourse.actions import ActionSpace
 from distributed_recourse.recourse.baselines import CoordinateSearch, RandomSearch
 from distributed_recourse.recourse.evaluator import ScopeEvaluator
+from distributed_recourse.recourse.metrics import GroupTally
 from distributed_recourse.recourse.pool import NO_CHANGE
 from distributed_recourse.recourse.rewards import Goal, RewardWeights
 from distributed_recourse.recourse.search import ScopeProblem, ScopeSearch
@@ -42,12 +43,13 @@ KEY_AB = 50 * (1.1 * 2 / 3 + 1) - 50 * (0.06 + 1 / 6) / 2 + 1000
 KEY_EA = 50 * (1.1 + 1 - (0.15 + 0.06) / 2) + 1000
 
 
-def six_search(model=None, pool_size: int = 4096, pull: float = 0.0, **weights) -> ScopeSearch:
+def six_search(model=None, pool_size: int = 4096, pull: float = 0.0, hybrid: bool = False,
+               **weights) -> ScopeSearch:
     w = RewardWeights(**{"n_actions": 2, "reward": "EE", "done_sr": 0.6, **weights})
     model = model or SumModel()
     evaluator = ScopeEvaluator.local(X, ActionSpace(FEATURES, w.n_actions), model.favourable)
-    return ScopeSearch(problem(model=model), evaluator, w, Goal.reference(w), pool_size=pool_size,
-                       pull=pull)
+    return ScopeSearch(problem(model=model), evaluator, w, Goal.reference(w), hybrid=hybrid,
+                       pool_size=pool_size, pull=pull)
 
 
 def as_set(actions) -> set[tuple[float, ...]]:
@@ -136,6 +138,22 @@ def test_refresh_prunes_beyond_capacity_and_keeps_the_best():
     assert as_set(search.best_actions) == as_set([E, A])
     np.testing.assert_array_equal(search.actions_of(search.best), search.best_actions)
     assert search.key(search.best) == pytest.approx(KEY_EA)
+
+
+def test_remembered_scores_are_forgotten_when_the_pool_is_renumbered_or_the_others_change():
+    search = six_search(pool_size=3, hybrid=True)
+    for action in (A, B, C, [0.3, 0.0], E, [1.5, 2.0], [0.0, 1.0]):
+        search.evaluate(np.array([action]))
+    chosen = np.array([0, 2])  # A and C, before the pool is pruned and renumbered
+    before = search.key(chosen)
+    search.refresh()  # prunes to A, B and E: index 2 now holds E
+    np.testing.assert_array_equal(search.actions_of(chosen), [A, E])
+    assert search.key(chosen) == pytest.approx(KEY_EA) and before != pytest.approx(KEY_EA)
+    # the others' tally enters the group terms under hybrid fairness
+    best = search.key(search.best)
+    search.set_others(GroupTally([5, 5], [5, 0], [5, 0], [1, 0], 2))
+    assert search.key(search.best) == pytest.approx(search.objective.key(search.pool, search.best))
+    assert search.key(search.best) != pytest.approx(best)
 
 
 def test_restore_continues_from_the_hubs_counters_and_archive():
