@@ -1,6 +1,6 @@
 """A scope's people split over Ray actors (DESIGN.md section 6): each shard applies a batch of
-actions to its rows and asks the model (map); the trainer stacks the shards' flip masks and adds
-their Gower sums (reduce). The same code runs the shards on one machine or on a cluster's nodes,
+actions to its rows and asks the model (map); the trainer stacks the shards' flip masks
+(reduce). The same code runs the shards on one machine or on a cluster's nodes,
 wherever their placement puts them."""
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ class ShardedOutcomes:
         ]
         self._ray = ray
 
-    def __call__(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, actions: np.ndarray) -> np.ndarray:
         parts = self._ray.get([actor.__call__.remote(actions) for actor in self.actors])
-        return (np.concatenate([flipped for flipped, _ in parts], axis=1),
-                sum(gower for _, gower in parts))
+        return np.concatenate(parts, axis=1)
 
     def nodes(self) -> list[str]:
         """The node each shard runs on (the multi-node test checks their placement)."""

@@ -48,8 +48,8 @@ def six_pool(names=NAMES) -> CandidatePool:
     evaluator = ScopeEvaluator.local(X, space, SumModel().favourable)
     pool = CandidatePool(GROUPS, 2, 2)
     actions = np.array([ACTIONS[name] for name in names])
-    for action, (flipped, gower) in zip(actions, evaluator.outcomes(actions), strict=True):
-        pool.add(action, flipped, gower / len(X))
+    for action, flipped in zip(actions, evaluator.outcomes(actions), strict=True):
+        pool.add(action, flipped, space.distance(X, space.apply(X, action)).mean())
     return pool
 
 

@@ -1,9 +1,10 @@
-"""What actions do to one population: who each flips and how far it moves them, with an LRU
-cache keyed by the action's values and a count of the actions the model was asked about.
+"""What actions do to one population: who each flips, with an LRU cache keyed by the action's
+values and a count of the actions the model was asked about. (What a change costs each person
+needs no model call: the search computes it where it keeps the people, `ScopeSearch.per_person`.)
 
 The work itself is `LocalOutcomes` (apply + one model call for a batch of actions); a population
 split into shards computes the same thing per shard and concatenates (shards.py): map = apply +
-predict per shard, reduce = stack the masks and add the Gower sums.
+predict per shard, reduce = stack the masks.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 
 from distributed_recourse.recourse.actions import ActionSpace
 
-Outcomes = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-"""(B, m) actions -> (B, n) flipped masks and (B,) Gower sums over the people."""
+Outcomes = Callable[[np.ndarray], np.ndarray]
+"""(B, m) actions -> (B, n) flipped masks."""
 
 
 class LocalOutcomes:
@@ -29,13 +30,9 @@ class LocalOutcomes:
         self.space = space
         self.favourable = favourable
 
-    def __call__(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = len(self.X)
+    def __call__(self, actions: np.ndarray) -> np.ndarray:
         moved = np.concatenate([self.space.apply(self.X, a) for a in actions])
-        flipped = np.asarray(self.favourable(moved), dtype=bool).reshape(len(actions), n)
-        gower = np.array([self.space.distance(self.X, rows).sum()
-                          for rows in np.split(moved, len(actions))])
-        return flipped, gower
+        return np.asarray(self.favourable(moved), dtype=bool).reshape(len(actions), len(self.X))
 
 
 class ScopeEvaluator:
@@ -47,31 +44,30 @@ class ScopeEvaluator:
         self.compute = compute
         self.cache_size = cache_size
         self.model_calls = 0
-        self._cache: OrderedDict[bytes, tuple[np.ndarray, float]] = OrderedDict()
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
     @classmethod
     def local(cls, X: np.ndarray, space: ActionSpace,
               favourable: Callable[[np.ndarray], np.ndarray], cache_size: int = 4096):
         return cls(len(X), LocalOutcomes(X, space, favourable), cache_size)
 
-    def outcome(self, action: np.ndarray) -> tuple[np.ndarray, float]:
-        """(flipped mask, Gower sum) of one action."""
+    def outcome(self, action: np.ndarray) -> np.ndarray:
+        """Who one action flips."""
         return self.outcomes(np.asarray(action, dtype=np.float64)[None])[0]
 
-    def outcomes(self, actions: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """(flipped mask, Gower sum) of each action; those not seen before in one batch."""
+    def outcomes(self, actions: np.ndarray) -> list[np.ndarray]:
+        """Who each action flips; those not seen before go to the model in one batch."""
         keys = [np.asarray(a, dtype=np.float64).tobytes() for a in actions]
         new = list(dict.fromkeys(k for k in keys if k not in self._cache))
         if new:
-            flipped, gower = self.compute(np.array([actions[keys.index(k)] for k in new]))
-            for key, mask, total in zip(new, flipped, gower, strict=True):
-                self._cache[key] = (np.packbits(mask), float(total))
+            flipped = self.compute(np.array([actions[keys.index(k)] for k in new]))
+            for key, mask in zip(new, flipped, strict=True):
+                self._cache[key] = np.packbits(mask)
             self.model_calls += len(new)
         found = []
         for key in keys:
-            packed, total = self._cache[key]
             self._cache.move_to_end(key)
-            found.append((np.unpackbits(packed, count=self.n).astype(bool), total))
+            found.append(np.unpackbits(self._cache[key], count=self.n).astype(bool))
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return found

@@ -51,7 +51,7 @@ class ScopeProblem:
 class ScopeSearch:
     """One scope's evaluated actions, its best set and its counters.
 
-    `evaluator` answers `outcomes(actions) -> [(flipped mask, Gower sum)]` and counts
+    `evaluator` answers `outcomes(actions) -> [flipped mask]` and counts
     `model_calls` (a ScopeEvaluator, or its sharded twin)."""
 
     def __init__(self, problem: ScopeProblem, evaluator, weights: RewardWeights, goal: Goal,
@@ -95,7 +95,7 @@ class ScopeSearch:
         actions = np.atleast_2d(actions)
         changes = ~np.all(actions == self.space.no_change(), axis=1)
         index = np.full(len(actions), NO_CHANGE, dtype=np.int64)
-        for i, (flipped, _) in zip(np.flatnonzero(changes),
+        for i, flipped in zip(np.flatnonzero(changes),
                                    self.evaluator.outcomes(actions[changes]), strict=True):
             known = self.pool.find(actions[i])
             index[i] = known if known is not None else self.pool.add(
