@@ -147,22 +147,22 @@ class ProposalEnv(gym.vector.VectorEnv):
     An action is a point u of [-1, 1]^(2m + 1); its last coordinate decides:
     - A *move* (the default): a coordinate move of a pattern search (`ActionSpace.stepped`).
       The feature f with the largest of the first m coordinates moves by the sign of
-      u[m + f], over 2^-|u[m + f]| (between 1/2 and 1) of the step the environment keeps per
-      slot and feature, as a share of the entry's range. A step starts at `first_step`,
-      halves when no move of that slot and feature improved a set in a batch, and starts
-      over once it falls below the grid (1 / `resolution`). A move is kept only when it makes
-      the set better (the search's key).
+      u[m + f], over 2^-|u[m + f]| (between 1/2 and 1) of the step the episode keeps for
+      that slot and feature, as a share of the entry's range. A step starts at `first_step`,
+      halves after a move of its entry that did not help, and starts over once it falls
+      below the grid (1 / `resolution`). A move is kept only when it makes the set better
+      (the search's key).
     - A *jump* (above 1 - 2 `jump_share`): a fresh action anywhere (`from_unit` of the first
       2m coordinates, what the random baseline draws). It always takes the slot, and the
-      slot's steps start over, so that the moves that follow climb from it: a pattern search
-      restarted elsewhere, which is how the set leaves a local optimum.
+      episode's steps for the slot start over, so that the moves that follow climb from it:
+      a pattern search restarted elsewhere, which is how a set leaves a local optimum.
     A policy that has learned nothing is thus a randomised coordinate search with restarts;
     the agent learns which entry to move, which way, and when a restart pays. The reward is
     the change of the key (divided by the weights' `scale`): the improvement of a move, what
     a jump gains or loses. The observation is the slot (one-hot), per group the share the
     working set flips in the scope and in the whole population (hybrid; the scope's
     otherwise) and the share of the set that is an effective choice, the set's actions, the
-    slot's steps (log scale) and how far the episode is. An episode is `episode_length`
+    episode's steps for the slot (log scale) and how far the episode is. An episode is `episode_length`
     proposals; sub-environments reset on the step after their episode ends (gymnasium's
     NEXT_STEP autoreset, which RLlib expects)."""
 
@@ -194,8 +194,9 @@ class ProposalEnv(gym.vector.VectorEnv):
         self.space = search.space
         self.working = np.repeat(self.space.initial_set()[None], self.num_envs, axis=0)
         """Each episode's working set, as actions (pool indices change when it is pruned)."""
-        self.step_size = np.full((self.space.n_actions, self.space.n_features), self.first_step)
-        """Per slot and feature, a move's size as a share of the entry's range."""
+        self.step_size = np.full((self.num_envs, self.space.n_actions, self.space.n_features),
+                                 self.first_step)
+        """Per episode, slot and feature, a move's size as a share of the entry's range."""
         self.t = np.zeros(self.num_envs, dtype=np.int64)
         self.ended = np.zeros(self.num_envs, dtype=bool)
 
@@ -210,7 +211,7 @@ class ProposalEnv(gym.vector.VectorEnv):
         slot = np.zeros(N)
         slot[j] = 1.0
         own = tally.effectiveness(w.effectiveness)
-        halvings = np.log2(self.first_step / self.step_size[j])
+        halvings = np.log2(self.first_step / self.step_size[i, j])
         seen = [slot, np.nan_to_num(own, nan=-1.0), np.nan_to_num(metrics.effectiveness, nan=-1.0),
                 np.asarray(metrics.choice, dtype=np.float64),
                 self.space.to_unit(self.working[i]).reshape(-1),
@@ -224,28 +225,20 @@ class ProposalEnv(gym.vector.VectorEnv):
         self.ended[:] = False
         return np.stack([self._observe(i) for i in range(self.num_envs)]), {}
 
-    def propose(self, u: np.ndarray, slots: np.ndarray, bases: np.ndarray):
-        """The actions that points u propose for `slots` of sets whose slot actions are
-        `bases`, and the feature each moves (-1 for a jump)."""
+    def propose(self, u: np.ndarray, episodes: np.ndarray, slots: np.ndarray):
+        """The actions that points u propose for `slots` of the `episodes`' working sets, and
+        the feature each moves (-1 for a jump)."""
         m = self.space.n_features
         jump = u[:, -1] > 1.0 - 2.0 * self.jump_share
         feature = np.argmax(u[:, :m], axis=1)
         v = u[np.arange(len(u)), m + feature]
-        size = np.where(v < 0, -1.0, 1.0) * self.step_size[slots, feature] * 2.0 ** -np.abs(v)
+        steps = self.step_size[episodes, slots, feature]
+        size = np.where(v < 0, -1.0, 1.0) * steps * 2.0 ** -np.abs(v)
+        bases = self.working[episodes, slots]
         proposed = np.where(jump[:, None],
                             self.space.from_unit(u[:, :-1], self.keep_share, self.resolution),
                             self.space.stepped(bases, feature, size))
         return proposed, np.where(jump, -1, feature)
-
-    def adapt(self, slots: np.ndarray, features: np.ndarray, improved: np.ndarray) -> None:
-        """Halve the step of each slot and feature that was moved in this batch and never
-        helped; a step below the grid starts over at `first_step`."""
-        moved = features >= 0
-        for j, f in set(zip(slots[moved], features[moved], strict=True)):
-            if not improved[moved & (slots == j) & (features == f)].any():
-                self.step_size[j, f] /= 2.0
-                if self.step_size[j, f] < 1.0 / self.resolution:
-                    self.step_size[j, f] = self.first_step
 
     def step(self, actions: np.ndarray):
         search, N = self.search, self.weights.n_actions
@@ -253,7 +246,7 @@ class ProposalEnv(gym.vector.VectorEnv):
         active = np.flatnonzero(~restart)
         slots = self.t[active] % N
         u = np.clip(np.asarray(actions, dtype=np.float64)[active], -1.0, 1.0)
-        proposed, features = self.propose(u, slots, self.working[active, slots])
+        proposed, features = self.propose(u, active, slots)
         search.evaluate(proposed)  # the batch's new actions in one model call
         search.steps += len(active)
         rewards = np.zeros(self.num_envs)
@@ -263,15 +256,18 @@ class ProposalEnv(gym.vector.VectorEnv):
             before, after = search.evaluate(self.working[i]), search.evaluate(trial)
             repeated = after[j] != NO_CHANGE and after[j] in np.delete(after, j)
             gain = search.key(after) - search.key(before)
-            jump = features[n] < 0
-            if not repeated and (gain > 1e-9 or jump):
+            f = features[n]
+            if not repeated and (gain > 1e-9 or f < 0):
                 rewards[i] = gain / self.weights.scale
                 self.working[i] = trial
                 search.offer(after)
-                if jump:
-                    self.step_size[j] = self.first_step
+                if f < 0:
+                    self.step_size[i, j] = self.first_step
+            elif f >= 0:  # a move that did not help: this entry's next moves are shorter
+                self.step_size[i, j, f] /= 2.0
+                if self.step_size[i, j, f] < 1.0 / self.resolution:
+                    self.step_size[i, j, f] = self.first_step
             self.t[i] += 1
-        self.adapt(slots, features, rewards[active] > 0)
         for i in np.flatnonzero(restart):
             self._restart(i)
         terminated = np.zeros(self.num_envs, dtype=bool)

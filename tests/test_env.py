@@ -639,8 +639,9 @@ def test_a_proposal_that_does_not_help_gets_nothing_and_leaves_the_set():
     # it was asked of the model all the same, and lands in the pool (the search learns of it)
     assert model.calls == 2 and env.search.steps == 3
     assert env.search.pool.find(np.array([1.25 + DOWN, 0.0])) is not None
-    # no move of x0 in slot 0 helped in this batch: its step halves, x1's in slot 1 too
-    np.testing.assert_allclose(env.step_size, [[0.0625, 0.125], [0.125, 0.0625]])
+    # the move of x0 in slot 0 did not help: its next steps are half as long, x1's in slot 1
+    # too (the steps are the episode's own, per slot and feature)
+    np.testing.assert_allclose(env.step_size, [[[0.0625, 0.125], [0.125, 0.0625]]])
     # a copy of another slot's action is no improvement either (it would count as a second
     # active action under micro)
     step(env, STAY)  # the episode's fourth proposal
@@ -684,8 +685,8 @@ def test_sub_environments_propose_in_one_model_call():
     assert r[0] == pytest.approx(KEY_A / 50) and r[1] == 0.0 and r[2] > r[0]
     # each sub-environment keeps its own working set
     np.testing.assert_allclose(env.working[:, 0], [[1.25, 0.0], NO_CHANGE, [up, 0.0]])
-    # a move of x0 in slot 0 helped: its step stays
-    assert env.step_size[0, 0] == 0.125
+    # a move that helped keeps its step, one that did not halves it, episode by episode
+    np.testing.assert_allclose(env.step_size[:, 0, 0], [0.125, 0.0625, 0.125])
     # proposals seen before cost nothing; new proposals among them cost one call
     step(env, STAY, STAY, STAY)
     assert model.calls == 1
@@ -709,7 +710,7 @@ def test_a_jump_takes_the_slot_even_when_worse_and_its_steps_start_over():
     step(env, TO_A)
     step(env, STAY)
     step(env, DOWN_X0)  # fails: slot 0's x0 step halves
-    assert env.step_size[0, 0] == 0.0625
+    assert env.step_size[0, 0, 0] == 0.0625
     step(env, STAY)
     step(env, STAY)  # NEXT_STEP: a new episode at the best set [A, no change], slot 0 next
     # a jump to x0 -> -5 (gate x0 only, value 1/4 of [-10, 10]) flips nobody: it takes slot 0
@@ -719,7 +720,7 @@ def test_a_jump_takes_the_slot_even_when_worse_and_its_steps_start_over():
     search = env.search
     worse = search.key(search.evaluate(np.array([[-5.0, 0.0], NO_CHANGE])))
     assert r[0] == pytest.approx((worse - KEY_A) / 50) and r[0] < 0
-    np.testing.assert_allclose(env.step_size[0], [0.125, 0.125])
+    np.testing.assert_allclose(env.step_size[0, 0], [0.125, 0.125])
     # the search keeps its best set: a restart never loses what was found
     np.testing.assert_allclose(env.search.best_actions, [[1.25, 0.0], NO_CHANGE])
 
