@@ -22,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from distributed_recourse.recourse.baselines import FIRST_STEP
 from distributed_recourse.recourse.evaluator import ScopeEvaluator
 from distributed_recourse.recourse.pool import NO_CHANGE
 from distributed_recourse.recourse.rewards import Goal, RewardWeights
@@ -162,9 +163,9 @@ class ProposalEnv(gym.vector.VectorEnv):
     a jump gains or loses. The observation is the slot (one-hot), per group the share the
     working set flips in the scope and in the whole population (hybrid; the scope's
     otherwise) and the share of the set that is an effective choice, the set's actions, the
-    episode's steps for the slot (log scale) and how far the episode is. An episode is `episode_length`
-    proposals; sub-environments reset on the step after their episode ends (gymnasium's
-    NEXT_STEP autoreset, which RLlib expects)."""
+    episode's steps for the slot (log scale) and how far the episode is. An episode is
+    `episode_length` proposals; sub-environments reset on the step after their episode ends
+    (gymnasium's NEXT_STEP autoreset, which RLlib expects)."""
 
     metadata: dict[str, Any] = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
 
@@ -175,7 +176,7 @@ class ProposalEnv(gym.vector.VectorEnv):
         m = len(problem.features) if problem is not None else int(config["n_features"])
         k = len(problem.group_names) if problem is not None else int(config["n_groups"])
         N = self.weights.n_actions
-        self.first_step = float(config.get("first_step", 0.5))
+        self.first_step = float(config.get("first_step", FIRST_STEP))
         self.jump_share = float(config.get("jump_share", 0.25))
         self.keep_share = float(config.get("keep_share", 0.6))
         self.resolution = int(config.get("resolution", 100))

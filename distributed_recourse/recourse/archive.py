@@ -42,10 +42,10 @@ def selection_key(entry: dict[str, Any], rule: str = "sr_minus_pd") -> tuple[flo
     choice, the other fairness the method asks for; the hybrid joint choice breaks its ties
     the same way), then by the cheapest chosen counterfactuals (the Gower distance a person
     is handed, what the search's key weighs and the summary reports; their cost when the
-    schema declares costs); `gower`: lowest Gower of
-    the active actions, ties by higher SR - PD; `cost`: the cheapest chosen counterfactuals;
-    `plausibility`: the largest share of plausible chosen counterfactuals, ties by SR - PD.
-    Archived sets all meet the goal, so each rule picks among sets that do."""
+    schema declares costs); `gower`: lowest Gower of the active actions, ties by higher
+    SR - PD; `cost`: the cheapest chosen counterfactuals; `plausibility`: the largest share of
+    plausible chosen counterfactuals, ties by SR - PD. Archived sets all meet the goal, so
+    each rule picks among sets that do."""
     fairness = round(entry["SR"] - entry["PD"], 9)
     if rule == "sr_minus_pd":
         return (fairness, -round(entry["ECR_gap"], 9), -round(entry["chosen_cost"], 9))
@@ -68,8 +68,8 @@ def best_combination(
 ) -> dict[str, dict[str, Any] | None]:
     """Hybrid fairness: one set per scope, chosen together so that the population's SR - PD
     (ties: smaller ECR gap, then the cheaper chosen counterfactuals over everyone flipped) is
-    best. Starts from each scope's own best
-    and improves one scope at a time with the others fixed; exact, from the stored tallies."""
+    best. Starts from each scope's own best and improves one scope at a time with the others
+    fixed; exact, from the stored tallies."""
     chosen = {scope: best_entry(entries, rule) for scope, entries in archives.items()}
     if any(entry is None for entry in chosen.values()) or len(chosen) < 2:
         return chosen

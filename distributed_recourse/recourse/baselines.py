@@ -22,6 +22,8 @@ import numpy as np
 from distributed_recourse.recourse.search import ScopeSearch
 
 BASELINES = ("random", "greedy")
+FIRST_STEP = 0.5
+"""A coordinate move's first size, as a share of the entry's range (SAC's moves start there too)."""
 
 
 class RandomSearch:
@@ -51,7 +53,7 @@ class RandomSearch:
 
 class CoordinateSearch:
     def __init__(self, search: ScopeSearch, seed: int, keep_share: float = 0.6,
-                 resolution: int = 100, first_step: float = 0.5) -> None:
+                 resolution: int = 100, first_step: float = FIRST_STEP) -> None:
         self.search = search
         self.rng = np.random.default_rng(seed)
         self.keep_share = keep_share
