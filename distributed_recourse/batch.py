@@ -68,6 +68,9 @@ STORE_BYTES = 256 * 2**20
 """Object store the pipeline's blocks may hold at once: reading outpaces explaining, and Ray
 Data's default budget (half the object store, GBs) would let it queue that much ahead. A few
 blocks per operator fit (a 20,000-row Adult block is ~6 MB explained)."""
+ACTOR_START_S = 600
+"""How long the explaining actors may take to start (each loads the explainer) before the job
+fails with Ray Data's timeout: a pool that cannot be placed should say so, not hang."""
 
 
 # --------------------------------------------------------------------- input files
@@ -435,6 +438,10 @@ def explain_batch(
                 resources=worker_resources or None)
             explained.context.execution_options.resource_limits = ExecutionResources.for_limits(
                 object_store_memory=STORE_BYTES)
+            # Every explaining actor is up before the first block goes out: Ray Data otherwise
+            # starts them asynchronously, and on a loaded cluster the first actor ready could
+            # take every block while the others still load the explainer.
+            explained.context.wait_for_min_actors_s = ACTOR_START_S
             sources = {f.source: i for i, f in enumerate(files)}
             for block in explained.iter_batches(batch_size=None, batch_format="pyarrow"):
                 commit(block, output, sources, columns)
