@@ -180,6 +180,20 @@ def test_distinct_marks_first_occurrences(space):
     np.testing.assert_array_equal(mask, [True, True, False, True, False])
 
 
+def test_canonical_writes_the_entries_that_change_nobody_as_no_change(space):
+    # edu is increase-only from 1: "edu at least 1" changes nobody, as the sentinel 0 does;
+    # "at least 2" is a change, and so are every con change and every job target
+    actions = np.array([[5.0, 1.0, -1.0, 0.0], [0.0, 2.0, 0.0, -0.5], [0.0, 1.0, -1.0, 0.0]])
+    np.testing.assert_array_equal(space.canonical(actions),
+                                  [[5.0, 0.0, -1.0, 0.0], [0.0, 2.0, 0.0, -0.5], space.no_change()])
+    np.testing.assert_array_equal(space.canonical(actions[0]), [5.0, 0.0, -1.0, 0.0])
+    # the same for everyone, so one action: not two choices
+    same = space.apply(X, actions[0]), space.apply(X, [5.0, 0.0, -1.0, 0.0])
+    np.testing.assert_array_equal(*same)
+    np.testing.assert_array_equal(space.distinct(np.array([actions[0], [5.0, 0.0, -1.0, 0.0]])),
+                                  [True, False])
+
+
 # ------------------------------------------------------------------ proposals from points of [-1, 1]
 # con x on [0, 10] (entries in [-10, 10]), ord k on 1..4 (sentinel 0), cat j on 0..2 (sentinel -1)
 PROPOSED = [FeatureSpec("x", 0, "con", 0.0, 10.0), FeatureSpec("k", 1, "ord", 1.0, 4.0, integer=True),

@@ -11,6 +11,8 @@ A = x0 + 1.2 (flips p0, p1, p3; Gower 0.06), B = x1 := 3 (p0, p1, p5; 1/6), C = 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from six_people import FEATURES, SumModel, X, problem
@@ -67,6 +69,19 @@ def test_evaluate_asks_the_model_once_for_the_new_actions():
     assert (model.calls, search.model_calls) == (1, 2)
     np.testing.assert_array_equal(search.actions_of(np.array([1, NO_CHANGE])), [B, KEEP])
     assert search.steps == 0  # steps are the searchers' to count
+
+
+def test_an_action_doing_what_a_known_one_does_is_that_one():
+    # x1 is ord 1..4 with no direction: a target always moves someone. Make it increase-only,
+    # and "x1 at least 1" changes nobody: B with it added is B, no change alone is no change
+    model = SumModel()
+    search = six_search(model)
+    up = (FEATURES[0], dataclasses.replace(FEATURES[1], direction="increase"))
+    search.space = ActionSpace(up, 2)
+    assert search.evaluate(np.array([[1.2, 1.0], [0.0, 1.0]])).tolist() == [0, NO_CHANGE]
+    assert search.evaluate(np.array([A])).tolist() == [0]
+    assert (model.calls, search.model_calls, len(search.pool)) == (1, 1, 1)
+    np.testing.assert_array_equal(search.pool.actions[0], A)
 
 
 def test_offer_archives_only_sets_meeting_the_goal_each_once_in_any_order():

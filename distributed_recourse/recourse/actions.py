@@ -137,7 +137,7 @@ class ActionSpace:
 
     # ----------------------------------------------------------------- reading actions
     def moves(self, action: np.ndarray) -> np.ndarray:
-        """(m,) the entries of one action that can change someone (a one-way feature's target
+        """(m,) (or (B, m)) the entries of an action that can change someone (a one-way feature's target
         at its own end, e.g. `education at least 1`, changes nobody)."""
         moves = np.where(self.is_con, action != 0.0, action != self.sentinel)
         moves &= ~(self.increase_only & ~self.is_con & (action <= self.low))
@@ -160,9 +160,17 @@ class ActionSpace:
             action[names.index(name)] = value
         return action
 
+    def canonical(self, actions: np.ndarray) -> np.ndarray:
+        """The actions with every entry that changes nobody written as "no change": two
+        actions that do the same to everyone then compare equal (`education at least 1` and
+        no change of education), so that the model is not asked twice and a person is not
+        handed the same action twice as two choices. (m,) or (B, m)."""
+        actions = np.asarray(actions, dtype=np.float64)
+        return np.where(self.moves(actions), actions, self.no_change())
+
     def distinct(self, action_set: np.ndarray) -> np.ndarray:
         """Mask of the first occurrence of each distinct action (ECR counts each once)."""
-        _, first = np.unique(action_set, axis=0, return_index=True)
+        _, first = np.unique(self.canonical(action_set), axis=0, return_index=True)
         mask = np.zeros(len(action_set), dtype=bool)
         mask[first] = True
         return mask

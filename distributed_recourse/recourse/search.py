@@ -91,8 +91,9 @@ class ScopeSearch:
     # ----------------------------------------------------------------- evaluating
     def evaluate(self, actions: np.ndarray) -> np.ndarray:
         """Pool indices of the actions (NO_CHANGE for one that changes nothing), asking the
-        model in one call about those not seen before."""
-        actions = np.atleast_2d(actions)
+        model in one call about those not seen before. Actions are taken in their canonical
+        form, so that one doing what a known one does is that one."""
+        actions = self.space.canonical(np.atleast_2d(actions))
         changes = ~np.all(actions == self.space.no_change(), axis=1)
         index = np.full(len(actions), NO_CHANGE, dtype=np.int64)
         for i, flipped in zip(np.flatnonzero(changes),
