@@ -8,10 +8,15 @@ Datasets: adult, alzheimer (shipped) and the unseen ones of benchmarks/unseen.py
 justice, health6, scale, tinyscope), generated into a temporary folder.
 
 Run: python benchmarks/search_vs_baseline.py [--datasets alzheimer justice health6]
-     [--levels individual hybrid] [--output DIR [--resume]]
+     [--levels individual hybrid] [--seeds 42 43 44] [--output DIR [--resume]]
+
+With several seeds (each reseeds the whole run: the split, the clusters, SAC and the
+baselines), the last table says per row in how many seeds SAC was ahead or equal, and the
+means over seeds: one seed's row is as much the seed's doing as the search's.
 """
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -29,6 +34,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--datasets", nargs="+", default=["alzheimer", "justice", "health6",
                                                       "tinyscope", "credit"])
 parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
+parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                    help="run each dataset under each of these seeds (default: its config's)")
 parser.add_argument("--output", default=None)
 parser.add_argument("--resume", action="store_true",
                     help="continue an interrupted run in --output (finished trials are kept)")
@@ -39,20 +46,24 @@ data = output / "unseen"
 tables = []
 for name in args.datasets:
     config = Config.from_yaml(name) if name in SHIPPED else config_for(name, data)
-    table = compare_levels(config, output / name, tuple(args.levels), resume=args.resume)
-    tables.append(table.assign(dataset=name))
-    print(f"\n{name}\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
-          flush=True)
+    for seed in args.seeds or [config.seed]:
+        folder = output / name / f"seed{seed}" if args.seeds else output / name
+        table = compare_levels(dataclasses.replace(config, seed=seed), folder,
+                               tuple(args.levels), resume=args.resume)
+        tables.append(table.assign(dataset=name, seed=seed))
+        print(f"\n{name}, seed {seed}\n"
+              + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
 everything = pd.concat(tables)
 everything.to_csv(output / "search_vs_baseline.csv", index=False)
 
-# SAC against the best baseline at equal model calls, per row
+# SAC against the best baseline at equal model calls, per row and seed
 rows = []
-for (name, level), group in everything.groupby(["dataset", "level"], sort=False):
+for (name, level, seed), group in everything.groupby(["dataset", "level", "seed"], sort=False):
     learned = group[group.budget == "-"].iloc[0]
     calls = group[group.budget == "equal model calls"]
     best = calls.sort_values(["SR", "PD", "gower_chosen"], ascending=[False, True, True]).iloc[0]
-    rows.append({"dataset": name, "level": level, "ceiling SR": learned["ceiling SR"],
+    rows.append({"dataset": name, "level": level, "seed": seed,
+                 "ceiling SR": learned["ceiling SR"],
                  "SAC SR": learned.SR, "best baseline": best.search, "baseline SR": best.SR,
                  "SAC PD": learned.PD, "baseline PD": best.PD,
                  "SAC ECR gap": learned.ECR_gap, "baseline ECR gap": best.ECR_gap,
@@ -61,6 +72,16 @@ for (name, level), group in everything.groupby(["dataset", "level"], sort=False)
                  "SAC ahead or equal": (learned.SR >= best.SR - 1e-9 and learned.PD <= best.PD + 1e-9
                                         and learned.ECR_gap <= best.ECR_gap + 1e-9
                                         and learned.gower_chosen <= best.gower_chosen + 1e-9)})
+versus = pd.DataFrame(rows)
 print("\nSAC against the best baseline at equal model calls\n"
-      + pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+      + versus.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+if args.seeds and len(args.seeds) > 1:
+    means = versus.groupby(["dataset", "level"], sort=False).agg(
+        seeds=("seed", "size"), ahead_or_equal=("SAC ahead or equal", "sum"),
+        reaches_098_ceiling=("SAC >= 0.98 ceiling", "sum"),
+        **{f"{who} {what}": (f"{who} {what}", "mean") for what in ("SR", "PD", "ECR gap", "Gower")
+           for who in ("SAC", "baseline")}).reset_index()
+    print("\nOver the seeds (counts of seeds; means of the metrics)\n"
+          + means.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    means.to_csv(output / "search_vs_baseline_seeds.csv", index=False)
 print(f"\nwritten {output / 'search_vs_baseline.csv'}")
