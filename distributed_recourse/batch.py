@@ -381,6 +381,13 @@ def claim(output: Path, job: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------- the job
+def explaining_slots(resources: dict[str, float], worker_resources: dict[str, float] | None) -> int:
+    """How many explaining actors (a CPU and `worker_resources` each) `resources` can hold."""
+    return min([int(resources.get("CPU", 0)), *(
+        int(resources.get(name, 0) // amount) for name, amount in (worker_resources or {}).items()
+        if amount > 0)])
+
+
 def explain_batch(
     run: str | Path, input: str | Path, output: str | Path, address: str | None = None,
     alternatives: int = 2, block_rows: int = 20_000,
@@ -416,12 +423,14 @@ def explain_batch(
             ray = connect(address)
             blocks = -(-todo // block_rows)
             offered = ray.cluster_resources()
-            workers = min(blocks, int(offered.get("CPU", 1)), *(
-                int(offered.get(name, 0) // amount) for name, amount in (worker_resources or {}).items()
-                if amount > 0))
-            if workers < 1:
+            if explaining_slots(offered, worker_resources) < 1:
                 raise ConfigError(f"no node offers a CPU and the --worker-resources {worker_resources} "
                                   f"an explaining worker asks for (the cluster offers {offered})")
+            # As many actors as are free now (one at least, which waits for its slot): every
+            # actor must start before the first block goes out, and one that other work keeps
+            # from starting would hold the job.
+            workers = max(1, min(blocks, explaining_slots(ray.available_resources(),
+                                                          worker_resources)))
             # An explaining actor per CPU (fewer for fewer blocks), each owning one. Reading
             # costs little beside the model (0.4 CPU-s per million Adult rows): one task at a
             # time, owning no CPU, so that it runs on this node even when, as Ray advises for

@@ -22,7 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from distributed_recourse import explain
-from distributed_recourse.batch import explain_batch, part_name
+from distributed_recourse.batch import explain_batch, explaining_slots, part_name
 from distributed_recourse.config import ConfigError
 from distributed_recourse.data.datasets import FILES, load_alzheimer, read_table
 from distributed_recourse.data.schema import Schema, SchemaError
@@ -493,6 +493,21 @@ def test_batch_missing_column_fails_fast_naming_column_and_file(ray_session, run
     with pytest.raises(SchemaError, match=r"short\.csv: column 'MMSE' is missing"):
         explain_batch(run, tmp_path / "in", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_explaining_slots_count_the_actors_a_cpu_and_the_worker_resources_each_allow():
+    assert explaining_slots({"CPU": 3.0, "explain_slot": 2.0}, {"explain_slot": 1}) == 2
+    assert explaining_slots({"CPU": 1.5}, None) == 1
+    assert explaining_slots({"CPU": 4.0, "gpu_slot": 1.0}, {"gpu_slot": 0.5}) == 2
+    assert explaining_slots({"CPU": 4.0}, {"explain_slot": 1}) == 0
+    assert explaining_slots({}, None) == 0
+
+
+def test_batch_asking_for_resources_no_node_offers_names_the_option(ray_session, run, tmp_path):
+    (tmp_path / "in").mkdir()
+    ALZHEIMER.head(20).to_parquet(tmp_path / "in" / "people.parquet")
+    with pytest.raises(ConfigError, match=r"--worker-resources \{'nowhere_slot': 1\}"):
+        explain_batch(run, tmp_path / "in", tmp_path / "out", worker_resources={"nowhere_slot": 1})
 
 
 def test_batch_resumes_from_what_a_crash_left(explained, run, table, tmp_path):
