@@ -5,7 +5,7 @@ and, separately, its training time; SR, PD, ECR gap, Gower of chosen counterfact
 calls and time, all through the same engine, evaluator, pool and final evaluation.
 
 Datasets: adult, alzheimer (shipped) and the unseen ones of benchmarks/unseen.py (credit,
-justice, health6, scale, tinyscope), generated into a temporary folder.
+justice, health6, scale, tinyscope, housing), generated into a temporary folder.
 
 Run: python benchmarks/search_vs_baseline.py [--datasets alzheimer justice health6]
      [--levels individual hybrid] [--seeds 42 43 44] [--output DIR [--resume]]
@@ -28,7 +28,7 @@ from distributed_recourse.config import RunConfig as Config
 from distributed_recourse.reproduce import LEVELS, compare_levels
 
 SHIPPED = ("adult", "alzheimer")
-UNSEEN = ("credit", "justice", "health6", "scale", "tinyscope")
+UNSEEN = ("credit", "justice", "health6", "scale", "tinyscope", "housing")
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--datasets", nargs="+", default=["alzheimer", "justice", "health6",

@@ -31,6 +31,11 @@ the 80/20 split with seed 42), printed by `main` (see "Figures" in benchmarks/RE
   in a band), training (ord 0..4, increase) and shift (cat of 3, parents do best on days, the
   others on nights): tiny scopes where the per-step overhead of the search, not the model,
   sets the speed; most clusters need 2 actions.
+- housing (3,000 rows, 4 groups by `region`, islands 3 %, 3 clusters): savings (con,
+  increase), late_payments (ord 0..9, decrease) and contract (cat of 4, a mortgage helps, none
+  hurts). Every actionable feature is one-way or categorical, so many proposals change nobody
+  in some entry (the canonical form of actions matters here); the islands start with less
+  savings and the coast with more late payments.
 
 Generate all of them (and print what preparing each gives) into FOLDER (default
 benchmarks/unseen/, ignored by git):
@@ -301,8 +306,42 @@ def tinyscope(folder: Path, seed: int = DATA_SEED) -> Path:
     return write(folder, "tinyscope", frame, schema, 4, "tinyscope: 4 clusters of 16 to 60 people", seed)
 
 
+def housing(folder: Path, seed: int = DATA_SEED) -> Path:
+    """Four regions, one tiny; every actionable feature one-way or categorical."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    region = choice(rng, ["north", "south", "coast", "islands"], [0.45, 0.35, 0.17, 0.03], n)
+    age = rng.integers(21, 75, n)
+    dependents = rng.choice(4, n, p=[0.4, 0.3, 0.2, 0.1])
+    # Islanders save less, the coast has more late payments: the groups start unequal.
+    savings = np.round(np.clip(rng.lognormal(8.5, 1.0, n) * np.where(region == "islands", 0.5, 1.0),
+                               0, 60000))
+    late = np.clip(rng.poisson(np.where(region == "coast", 2.5, 1.2)), 0, 9)
+    contract = choice(rng, ["rent", "mortgage", "none", "family"], [0.4, 0.3, 0.2, 0.1], n)
+    risk = (0.2 - 0.00012 * savings + 0.55 * late + 0.3 * dependents - 0.01 * (age - 40)
+            + np.select([contract == "mortgage", contract == "none"], [-0.9, 0.8], 0.0))
+    denied = noisy_label(risk, rng)
+    frame = pd.DataFrame({
+        "age": age, "region": region, "dependents": dependents, "savings": savings,
+        "late_payments": late, "contract": contract,
+        "decision": np.where(denied, "deny", "approve"),
+    })
+    schema = {
+        "name": "housing", "label": "decision", "favourable": "approve",
+        "protected": {"column": "region"},
+        "actionable": [
+            {"name": "savings", "kind": "con", "low": 0, "high": 60000, "direction": "increase"},
+            {"name": "late_payments", "kind": "ord", "low": 0, "high": 9, "direction": "decrease"},
+            {"name": "contract", "kind": "cat"},
+        ],
+        "categorical": ["region"],
+    }
+    return write(folder, "housing", frame, schema, 3, "housing: 4 regions, one tiny; one-way features",
+                 seed)
+
+
 DATASETS: dict[str, Callable[..., Path]] = {
-    f.__name__: f for f in (credit, justice, health6, scale, tinyscope)
+    f.__name__: f for f in (credit, justice, health6, scale, tinyscope, housing)
 }
 
 
