@@ -28,7 +28,6 @@ from distributed_recourse.config import RunConfig as Config
 from distributed_recourse.reproduce import LEVELS, compare_levels
 
 SHIPPED = ("adult", "alzheimer")
-UNSEEN = ("credit", "justice", "health6", "scale", "tinyscope", "housing")
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--datasets", nargs="+", default=["alzheimer", "justice", "health6",

@@ -70,7 +70,7 @@ Data's default budget (half the object store, GBs) would let it queue that much 
 blocks per operator fit (a 20,000-row Adult block is ~6 MB explained)."""
 ACTOR_START_S = 600
 """How long the explaining actors may take to start (each loads the explainer) before the job
-fails with Ray Data's timeout: a pool that cannot be placed should say so, not hang."""
+fails with Ray Data's timeout error, rather than waiting for ever on a pool it cannot place."""
 
 
 # --------------------------------------------------------------------- input files

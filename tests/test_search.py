@@ -73,7 +73,7 @@ def test_evaluate_asks_the_model_once_for_the_new_actions():
 
 def test_an_action_doing_what_a_known_one_does_is_that_one():
     # x1 is ord 1..4 with no direction: a target always moves someone. Make it increase-only,
-    # and "x1 at least 1" changes nobody: B with it added is B, no change alone is no change
+    # and "x1 at least 1" changes nobody: A with it is A, and it alone is no change
     model = SumModel()
     search = six_search(model)
     up = (FEATURES[0], dataclasses.replace(FEATURES[1], direction="increase"))

@@ -137,8 +137,8 @@ class ActionSpace:
 
     # ----------------------------------------------------------------- reading actions
     def moves(self, action: np.ndarray) -> np.ndarray:
-        """(m,) (or (B, m)) the entries of an action that can change someone (a one-way feature's target
-        at its own end, e.g. `education at least 1`, changes nobody)."""
+        """The entries of an action ((m,), or (B, m) for several) that can change someone (a
+        one-way feature's target at its own end, e.g. `education at least 1`, changes nobody)."""
         moves = np.where(self.is_con, action != 0.0, action != self.sentinel)
         moves &= ~(self.increase_only & ~self.is_con & (action <= self.low))
         moves &= ~(self.decrease_only & ~self.is_con & (action >= self.high))
