@@ -118,9 +118,11 @@ class LocalCluster:
             members |= children
 
     def find(self, node_id: str, title: str) -> int | None:
-        """The pid of the process named `title` (e.g. `ray::StatsHub`) on a node."""
+        """The pid of the actor process named `title` (e.g. `ray::StatsHub`) on a node. While
+        the actor runs a method Ray titles it `title.method` (a Serve replica answering a
+        health check: `ray::ServeReplica:app:Deployment.check_health`), so that counts too."""
         return next((pid for pid in self.processes(self.nodes[node_id])
-                     if command_line(pid)[0] == title), None)
+                     if command_line(pid)[0].split(".", 1)[0] == title), None)
 
     def kill(self, node_id: str) -> None:
         """The node dies at once, as when its machine fails."""
