@@ -21,10 +21,11 @@ from three_features import FEATURES3, Linear, people
 from distributed_recourse.config import ConfigError, RunConfig
 from distributed_recourse.engine import stop_rule
 from distributed_recourse.recourse.actions import ActionSpace
+from distributed_recourse.recourse.archive import archive_entry, selection_key
 from distributed_recourse.recourse.baselines import CoordinateSearch, RandomSearch
 from distributed_recourse.recourse.evaluator import ScopeEvaluator
 from distributed_recourse.recourse.metrics import GroupTally
-from distributed_recourse.recourse.pool import NO_CHANGE
+from distributed_recourse.recourse.pool import NO_CHANGE, SelectionObjective
 from distributed_recourse.recourse.rewards import Goal, RewardWeights
 from distributed_recourse.recourse.search import ScopeProblem, ScopeSearch
 from distributed_recourse.recourse.stopping import (
@@ -129,9 +130,33 @@ def test_refresh_finds_the_best_set_among_every_action_evaluated():
     search.refresh()
     assert as_set(search.best_actions) == as_set([E, A])
     assert search.key(search.best) == pytest.approx(KEY_EA)
-    assert search.archived == 1  # the best set meets the goal: it is offered and archived
-    (entry,) = search.report()["entries"]
-    assert as_set(entry["set"]) == as_set([E, A])
+    # the best set meets the goal: it is offered and archived; and so is the pool's best set
+    # under the selection rule: [E, C] has SR - PD 1 as well, and no ECR gap, where [E, A]
+    # is an effective choice for g0 alone (A flips 2/3 of g0, 1/3 of g1; phi 0.6)
+    assert search.archived == 2
+    best, selected = search.report()["entries"]
+    assert as_set(best["set"]) == as_set([E, A]) and best["ECR_gap"] == pytest.approx(0.5)
+    assert as_set(selected["set"]) == as_set([E, C])
+    assert (selected["SR"], selected["PD"], selected["ECR_gap"]) == (1.0, 0.0, 0.0)
+
+
+def test_the_selection_objective_ranks_sets_as_the_selection_rule_does():
+    search = six_search()
+    for action in (A, B, C, E):
+        search.evaluate(np.array([action]))
+    objective = SelectionObjective(search.objective)
+    entries = {}
+    for pair in ([A, B], [A, C], [E, A], [E, C], [A, KEEP]):
+        chosen = search.evaluate(np.array(pair))
+        entries[str(pair)] = {**archive_entry("c0", search.space, np.array(pair),
+                                              *search.score(chosen)[:2], ["g0", "g1"], 0, 0.0),
+                              **search.scored(chosen).extras(0)}
+        entries[str(pair)]["key"] = objective.key(search.pool, chosen)
+    met = [e for name, e in entries.items() if name != str([A, KEEP])]  # SR 1/2: missed
+    by_rule = sorted(met, key=selection_key, reverse=True)
+    assert [e["key"] for e in by_rule] == sorted((e["key"] for e in met), reverse=True)
+    assert by_rule[0]["set"] == [E, C]  # SR - PD 1, no gap: above [E, A]'s gap of 0.5
+    assert entries[str([A, KEEP])]["key"] < min(e["key"] for e in met)
 
 
 def test_evaluating_refreshes_the_best_set_every_sixteen_model_calls():

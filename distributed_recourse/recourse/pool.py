@@ -264,11 +264,18 @@ class SetObjective:
             metrics = metrics.with_group_terms(pooled)
         value = np.asarray(gain(metrics, w), dtype=np.float64)
         met = np.asarray(self.goal.met(metrics), dtype=bool)
-        key = value - w.scale * (self.pull * np.asarray(self.goal.shortfall(metrics))
-                                 + self.closest * chosen_cost
-                                 + self.plausible * (1.0 - plausibility)) \
+        return Scored(metrics, tally, value, chosen_cost, plausibility, met,
+                      self.rank(metrics, value, chosen_cost, plausibility, met))
+
+    def rank(self, metrics: M.SetMetrics, value: np.ndarray, chosen_cost: np.ndarray,
+             plausibility: np.ndarray, met: np.ndarray) -> np.ndarray:
+        """The key: the reward's level, minus the pull towards the goal, the cost of the
+        chosen counterfactuals and their implausibility, plus the bonus of a set meeting it."""
+        w = self.weights
+        return value - w.scale * (self.pull * np.asarray(self.goal.shortfall(metrics))
+                                  + self.closest * chosen_cost
+                                  + self.plausible * (1.0 - plausibility)) \
             + np.where(met, w.bonus, 0.0)
-        return Scored(metrics, tally, value, chosen_cost, plausibility, met, key)
 
     def scored(self, pool: CandidatePool, chosen: np.ndarray) -> Scored:
         """One set, scored (row 0)."""
@@ -281,6 +288,27 @@ class SetObjective:
     def key(self, pool: CandidatePool, chosen: np.ndarray) -> float:
         """What the search maximises, for one set."""
         return float(self.scored(pool, chosen).key[0])
+
+
+class SelectionObjective(SetObjective):
+    """The default selection rule (`archive.selection_key`, sr_minus_pd) as a key: among the
+    sets that meet the goal, the highest SR - PD, ties by the smaller ECR gap, then by the
+    cheaper chosen counterfactuals; any set that meets the goal ranks above every set that
+    does not (those by SR - PD less their shortfall, which leads a greedy build towards the
+    goal). The scales make the order lexicographic in practice: one person more flipped in a
+    group of 10,000 moves SR - PD by 1e-4 (1 here), a whole ECR gap weighs 0.1 and a whole
+    unit of cost 0.001, well above the 1e-9 an improvement must beat."""
+
+    def __init__(self, objective: SetObjective) -> None:
+        super().__init__(objective.weights, objective.goal, objective.hybrid)
+        self.others = objective.others
+
+    def rank(self, metrics: M.SetMetrics, value: np.ndarray, chosen_cost: np.ndarray,
+             plausibility: np.ndarray, met: np.ndarray) -> np.ndarray:
+        fairness = np.asarray(metrics.sr) - np.asarray(metrics.pd)
+        selected = 1e4 * fairness - 0.1 * np.asarray(metrics.ecr_gap) - 1e-3 * chosen_cost
+        missed = 1e4 * (fairness - np.asarray(self.goal.shortfall(metrics))) - 3e4
+        return np.where(met, selected, missed)
 
 
 def slot_keys(pool: CandidatePool, objective: SetObjective, chosen: np.ndarray,

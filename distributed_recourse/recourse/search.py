@@ -22,6 +22,7 @@ from distributed_recourse.recourse.pool import (
     NO_CHANGE,
     CandidatePool,
     Scored,
+    SelectionObjective,
     SetObjective,
     best_set,
 )
@@ -157,10 +158,23 @@ class ScopeSearch:
         self._refreshed_at = self.model_calls
         self.best = self._indices(self.best_actions)
         self.offer(best_set(self.pool, self.objective, self.weights.n_actions, start=self.best))
+        if prune:
+            self.archive_selected()
         if prune and len(self.pool) > self.pool.capacity:
             self.pool.prune(keep=list(self.best_actions))
             self._scores.clear()
             self.best = self._indices(self.best_actions)
+
+    def archive_selected(self) -> None:
+        """Archive the pool's best set under the default selection rule (`SelectionObjective`).
+        The search's key trades SR, PD, choice and cost in its own way, and the sets it passes
+        through are not the ones the final selection would pick from what the pool holds; this
+        puts that one in the archive, once a round, whatever the searcher."""
+        chosen = best_set(self.pool, SelectionObjective(self.objective), self.weights.n_actions,
+                          start=self.best)
+        metrics, tally, value, met = self.score(chosen)
+        if met:
+            self._archive(chosen, metrics, tally, value, self.scored(chosen).extras(0))
 
     def set_others(self, tally: M.GroupTally | None) -> None:
         """The other scopes' pooled tally (hybrid fairness), fixed until the next round. The
