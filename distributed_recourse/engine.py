@@ -42,7 +42,7 @@ from distributed_recourse.recourse.evaluation import (
     population_summary,
 )
 from distributed_recourse.recourse.evaluator import LocalOutcomes, ScopeEvaluator
-from distributed_recourse.recourse.minimize import minimize_set
+from distributed_recourse.recourse.minimize import minimize_sets
 from distributed_recourse.recourse.plausibility import plausible as plausible_rows
 from distributed_recourse.recourse.rewards import Goal
 from distributed_recourse.recourse.search import ScopeProblem, ScopeSearch
@@ -50,6 +50,7 @@ from distributed_recourse.recourse.stopping import StopRule
 from distributed_recourse.result import (
     Ceiling,
     GroupFigures,
+    PopulationResult,
     RunResult,
     ScopeResult,
     atomic_write,
@@ -419,11 +420,17 @@ def summarize(config: RunConfig, prepared: Prepared, snapshot: dict[str, Any], w
         sets[name] = np.array(entry["set"]) if entry else space.initial_set()
     minimized = {}
     if config.train.minimize:
-        favourable = prepared.model.favourable
-        minimized = {name: minimize_set(space, prepared.population.scope(name).X, sets[name],
-                                        favourable) for name in scopes}
+        def fairness(population: PopulationResult) -> tuple[float, float]:
+            """What the selection ranks first: SR - PD, then the ECR gap."""
+            return (round(population.SR - population.PD, 9), -round(population.ECR_gap, 9))
+
         before = measure(prepared, prepared.population, sets, space, weights)[1]
-        sets = {name: distinct_or_nothing(space, m.action_set) for name, m in minimized.items()}
+        sets, minimized = minimize_sets(
+            space, {name: prepared.population.scope(name).X for name in scopes}, sets,
+            prepared.model.favourable,
+            lambda reduced: fairness(measure(prepared, prepared.population, reduced, space,
+                                             weights)[1]),
+            fairness(before))
     measured, population = measure(prepared, prepared.population, sets, space, weights)
     if minimized:
         population.before_minimizing = {k: getattr(before, k) for k in (
@@ -457,14 +464,6 @@ def summarize(config: RunConfig, prepared: Prepared, snapshot: dict[str, Any], w
         scopes=scope_results, population=population, heldout=heldout, config=config.to_dict(),
         errors=list(errors or []),
     )
-
-
-def distinct_or_nothing(space: ActionSpace, action_set: np.ndarray) -> np.ndarray:
-    """A set whose actions minimisation reduced to the same one keeps it once; the others
-    become "no change" (a person is never handed one action twice)."""
-    out = action_set.copy()
-    out[~space.distinct(action_set)] = space.no_change()
-    return out
 
 
 def handover_figures(prepared: Prepared, scope: str, handover: dict[str, Any] | None,

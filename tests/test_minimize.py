@@ -11,7 +11,9 @@ from sklearn.tree import DecisionTreeClassifier
 
 from distributed_recourse.data.schema import FeatureSpec
 from distributed_recourse.recourse.actions import ActionSpace
-from distributed_recourse.recourse.minimize import minimize_action, minimize_set
+from distributed_recourse.recourse.evaluation import evaluate_scope
+from distributed_recourse.recourse.minimize import minimize_action, minimize_set, minimize_sets
+from distributed_recourse.recourse.rewards import RewardWeights
 
 # X columns: 0 gain (con 0..100, real), 1 hours (con 0..80, whole), 2 edu (ord 1..16,
 # increase-only), 3 job (cat 0..2), 4 age (immutable).
@@ -200,3 +202,47 @@ def test_no_flip_is_lost_and_no_change_grows_on_random_trees(seed, allow_new):
         assert result.action[2] <= action[2]  # increase-only level only comes down
     if result.before.any():
         assert result.gower_after <= result.gower_before + 1e-12
+
+
+def test_minimized_sets_never_widen_the_ecr_gap():
+    # one con feature x on 0..30; favourable iff 10 <= x < 22 or x >= 28. g0 is at x = 0, g1
+    # at x = 5. a1 = +20 flips g0 only (0 -> 20; 5 -> 25), a2 = +23 g1 only (0 -> 23; 5 -> 28):
+    # SR 1, PD 0, one choice each, ECR gap 0. Reduced with new flips allowed, a1 becomes +10,
+    # which flips g1 too (5 -> 15): g1 then has two choices, g0 one, a gap of 0.5. Reduced so
+    # as to flip the same people, a1 stops at +17 (g1 at 22) and the gap stays 0; a2 stays
+    # +23 (bisection's first tries, +11.5 and +17.25, flip g0 too).
+    space = ActionSpace([FeatureSpec("x", 0, "con", 0.0, 30.0)], n_actions=2)
+    X, groups = np.array([[0.0], [0.0], [5.0], [5.0]]), np.array([0, 0, 1, 1])
+
+    def favourable(X_):
+        return ((X_[:, 0] >= 10) & (X_[:, 0] < 22)) | (X_[:, 0] >= 28)
+
+    weights = RewardWeights(n_actions=2, reward="EE-ECR")
+
+    def gap(action_set):
+        return evaluate_scope(space, X, groups, ["g0", "g1"], action_set, favourable,
+                              weights)[0]["ECR_gap"]
+
+    def judge(sets):
+        return (-round(gap(sets["c0"]), 9),)
+
+    original = {"c0": np.array([[20.0], [23.0]])}
+    assert gap(original["c0"]) == 0.0
+    loose = minimize_set(space, X, original["c0"], favourable)
+    assert loose.action_set[0, 0] == pytest.approx(10.0, abs=0.01)
+    assert gap(loose.action_set) == pytest.approx(0.5)
+    reduced, minimized = minimize_sets(space, {"c0": X}, original, favourable, judge,
+                                       judge(original))
+    assert gap(reduced["c0"]) == 0.0
+    assert reduced["c0"][0, 0] == pytest.approx(17.0, abs=0.01)
+    assert reduced["c0"][1, 0] == 23.0 and set(minimized) == {"c0"}
+
+
+def test_minimized_sets_stay_as_they_were_when_every_reduction_is_worse():
+    space = ActionSpace([FeatureSpec("x", 0, "con", 0.0, 30.0)], n_actions=2)
+    X = np.array([[0.0], [5.0]])
+    original = {"c0": np.array([[20.0], [23.0]])}
+    reduced, minimized = minimize_sets(space, {"c0": X}, original, lambda X_: X_[:, 0] >= 10,
+                                       lambda sets: (float(sets["c0"].sum()),), (43.0,))
+    np.testing.assert_array_equal(reduced["c0"], original["c0"])
+    assert minimized == {}

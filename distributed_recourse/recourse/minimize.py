@@ -20,6 +20,8 @@ import numpy as np
 from distributed_recourse.recourse.actions import ActionSpace
 
 Favourable = Callable[[np.ndarray], np.ndarray]
+Judge = Callable[[dict[str, np.ndarray]], tuple[float, ...]]
+"""Scope -> action set, judged as a whole: larger is better."""
 
 
 @dataclass(frozen=True)
@@ -235,3 +237,31 @@ def minimize_set(
     reduced = tuple(minimize_action(space, X, action, favourable, allow_new, tol)
                     for action in action_set)
     return SetMinimized(np.array([r.action for r in reduced]), reduced)
+
+
+def distinct_or_nothing(space: ActionSpace, action_set: np.ndarray) -> np.ndarray:
+    """A set whose actions minimisation reduced to the same one keeps it once; the others
+    become "no change" (a person is never handed one action twice)."""
+    out = action_set.copy()
+    out[~space.distinct(action_set)] = space.no_change()
+    return out
+
+
+def minimize_sets(
+    space: ActionSpace, people: dict[str, np.ndarray], sets: dict[str, np.ndarray],
+    favourable: Favourable, judge: Judge, floor: tuple[float, ...], tol: float = 1e-4,
+) -> tuple[dict[str, np.ndarray], dict[str, SetMinimized]]:
+    """Every scope's set reduced on its people, but never to something `judge` finds worse
+    than `floor` (the sets' own figure; the engine judges the population's SR - PD, then its
+    ECR gap). A smaller action that newly flips someone can become an effective choice for one
+    more group, which widens the ECR gap, or move PD; then every action is reduced so as to
+    flip exactly the same people, which keeps each group's effectiveness and choices. Should
+    even that be worse (two actions reduced to one choice), the sets stay as they were and
+    nothing is reported as minimised."""
+    for allow_new in (True, False):
+        minimized = {name: minimize_set(space, people[name], action_set, favourable, allow_new,
+                                        tol) for name, action_set in sets.items()}
+        reduced = {name: distinct_or_nothing(space, m.action_set) for name, m in minimized.items()}
+        if judge(reduced) >= floor:
+            return reduced, minimized
+    return sets, {}
