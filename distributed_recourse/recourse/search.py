@@ -74,6 +74,8 @@ class ScopeSearch:
         self._unsent: list[dict[str, Any]] = []
         self._archived: set[bytes] = set()
         self._refreshed_at = 0
+        self._selected_at = -1
+        """Model calls at the last `archive_selected` (-1: the others' tally has changed)."""
         self._scores: dict[bytes, Scored] = {}
         self._reported_key = self.key(self.best)
         """The best set's key at the last report, under the others' current tally."""
@@ -169,7 +171,11 @@ class ScopeSearch:
         """Archive the pool's best set under the default selection rule (`SelectionObjective`).
         The search's key trades SR, PD, choice and cost in its own way, and the sets it passes
         through are not the ones the final selection would pick from what the pool holds; this
-        puts that one in the archive, once a round, whatever the searcher."""
+        puts that one in the archive, once a round, whatever the searcher (and not again
+        while the pool and the others' tally stay as they were)."""
+        if self._selected_at == self.model_calls:
+            return
+        self._selected_at = self.model_calls
         chosen = best_set(self.pool, SelectionObjective(self.objective), self.weights.n_actions,
                           start=self.best)
         metrics, tally, value, met = self.score(chosen)
@@ -182,6 +188,7 @@ class ScopeSearch:
         an improvement (or a loss) of this scope's."""
         self.objective.others = tally
         self._scores.clear()
+        self._selected_at = -1
         self._reported_key = self.key(self.best)
 
     def _indices(self, actions: np.ndarray) -> np.ndarray:
