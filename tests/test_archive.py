@@ -49,3 +49,21 @@ def test_ties_go_to_the_smaller_ecr_gap_before_the_cheaper_counterfactuals():
     # a higher SR - PD still comes first
     better = entry(1.0, 0.0, (10, 10), chosen=0.3, gap=0.5)
     assert best_entry([entry(0.9, 0.0, (9, 9)), better]) is better
+
+
+def test_two_scopes_change_together_where_one_at_a_time_widens_the_gap():
+    # everyone flipped everywhere (SR 1, PD 0). Each scope's own best is its equal-choice set
+    # (effective (1, 1), chosen cost 0.5). a_cheap (effective (2, 1)) or b_cheap ((1, 2)) alone
+    # opens a population gap: (3, 2) / 4 -> 0.25; together they are (3, 3) / 4 -> no gap, and
+    # every chosen counterfactual costs 0.1
+    a_equal = entry(1.0, 0.0, (10, 10), effective=(1, 1), chosen=0.5)
+    a_cheap = entry(1.0, 0.0, (10, 10), effective=(2, 1), chosen=0.1, gap=0.5)
+    b_equal = entry(1.0, 0.0, (10, 10), effective=(1, 1), chosen=0.5)
+    b_cheap = entry(1.0, 0.0, (10, 10), effective=(1, 2), chosen=0.1, gap=0.5)
+    assert best_entry([a_equal, a_cheap]) is a_equal
+    chosen = best_combination({"a": [a_equal, a_cheap], "b": [b_equal, b_cheap]}, "micro")
+    assert chosen["a"] is a_cheap and chosen["b"] is b_cheap
+    # one scope at a time would have stayed where it started
+    alone = best_combination({"a": [a_equal, a_cheap], "b": [b_equal, b_cheap]}, "micro",
+                             shortlist=1)
+    assert alone["a"] is a_equal and alone["b"] is b_equal
