@@ -103,10 +103,7 @@ def best_combination(
     def total(without: tuple[str, ...]) -> list[np.ndarray]:
         return [sum(f[s][pick[s]] for s in scopes if s not in without) for f in fields]
 
-    def current() -> tuple:
-        return tuple(float(np.asarray(k)) for k in keys(*total(())))
-
-    best = current()
+    best = tuple(float(k) for k in keys(*total(())))
     for _ in range(rounds):
         improved = False
         moves = [(s,) for s in scopes] + [(a, b) for n, a in enumerate(scopes)

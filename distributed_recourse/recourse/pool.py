@@ -296,7 +296,7 @@ class SelectionObjective(SetObjective):
     cheaper chosen counterfactuals; any set that meets the goal ranks above every set that
     does not (those by SR - PD less their shortfall, which leads a greedy build towards the
     goal). The scales make the order lexicographic in practice: one person more flipped in a
-    group of 10,000 moves SR - PD by 1e-4 (1 here), a whole ECR gap weighs 0.1 and a whole
+    group of 10,000 moves SR - PD by at most 1e-4 (1 here), a whole ECR gap weighs 0.1 and a whole
     unit of cost 0.001, well above the 1e-9 an improvement must beat."""
 
     def __init__(self, objective: SetObjective) -> None:

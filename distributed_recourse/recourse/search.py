@@ -160,9 +160,10 @@ class ScopeSearch:
         self._refreshed_at = self.model_calls
         self.best = self._indices(self.best_actions)
         self.offer(best_set(self.pool, self.objective, self.weights.n_actions, start=self.best))
-        if prune:
-            self.archive_selected()
-        if prune and len(self.pool) > self.pool.capacity:
+        if not prune:
+            return
+        self.archive_selected()
+        if len(self.pool) > self.pool.capacity:
             self.pool.prune(keep=list(self.best_actions))
             self._scores.clear()
             self.best = self._indices(self.best_actions)
