@@ -155,7 +155,8 @@ class ScopeSearch:
 
     def refresh(self, prune: bool = True) -> None:
         """The best set among every action evaluated so far, exactly (and it is offered).
-        `prune` (at the end of a round) forgets the least useful candidates beyond the pool's
+        `prune` (at the end of a round) also archives the selection rule's own find
+        (`archive_selected`) and forgets the least useful candidates beyond the pool's
         capacity, which renumbers the pool: callers hold actions, not indices, across rounds."""
         self._refreshed_at = self.model_calls
         self.best = self._indices(self.best_actions)
