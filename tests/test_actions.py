@@ -113,12 +113,14 @@ def test_apply_cat_sets_code_and_immutables_untouched(space):
     np.testing.assert_array_equal(np.delete(out, 3, axis=1), np.delete(X, 3, axis=1))
 
 
-def test_apply_into_buffer(space):
-    buffer = X.copy()
-    returned = space.apply(X, np.array([1.0, 0.0, -1.0, 0.0]), out=buffer)
-    assert returned is buffer
-    np.testing.assert_array_equal(buffer[:, 1], [41.0, 96.0, 2.0])
-    np.testing.assert_array_equal(buffer[:, [0, 2, 3, 4]], X[:, [0, 2, 3, 4]])
+def test_apply_leaves_the_columns_an_action_does_not_move_as_they_were(space):
+    # hours 120.5 lies outside its bounds and is not whole: an action that moves only the
+    # score must not clip or round it (the person would be charged, and perhaps flipped, for a
+    # change nobody proposed)
+    person = np.array([[30.0, 120.5, 9.0, 2.0, 3.0]])
+    out = space.apply(person, np.array([0.0, 0.0, -1.0, 1.5]))
+    np.testing.assert_array_equal(out, [[30.0, 120.5, 9.0, 2.0, 4.5]])
+    assert space.n_changed(person, out)[0] == 1
 
 
 def test_integer_feature_with_fractional_bounds_stays_within_bounds():
@@ -313,6 +315,8 @@ def test_apply_properties(case):
     # Gower in [0, 1]; n_changed in [0, m]
     gower = space.distance(X, out)
     assert np.all((gower >= 0.0) & (gower <= 1.0 + 1e-12))
+    # the distance computed from the moved columns alone is the same
+    np.testing.assert_allclose(space.action_distance(X, action), gower, rtol=0, atol=1e-12)
     changed = space.n_changed(X, out)
     assert np.all((changed >= 0) & (changed <= space.n_features))
     # the clipped action (what the environment stores) acts the same way on the bounds

@@ -101,23 +101,34 @@ class ActionSpace:
         return 2.0 * (np.asarray(actions) - low) / (high - low) - 1.0
 
     # ----------------------------------------------------------------- acting on people
-    def apply(self, X: np.ndarray, action: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Each row of X after action; only the actionable columns change.
+    def moved_columns(self, X: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The features the action moves (`moves`: an action usually moves a few of them) and
+        their values per person after it: (f,), (n, len(f)). The other columns stay as they
+        were, so that on a large scope a step computes only what changes."""
+        action = np.asarray(action, dtype=np.float64)
+        f = np.flatnonzero(self.moves(action))
+        current, value = X[:, self.columns[f]], action[f]
+        targets = np.broadcast_to(value, current.shape)
+        targets = np.where(self.increase_only[f], np.maximum(current, targets), targets)
+        targets = np.where(self.decrease_only[f], np.minimum(current, targets), targets)
+        moved = np.where(self.is_con[f], current + value, targets)
+        moved = np.where(self.integer[f], np.round(moved), moved)
+        return f, np.clip(moved, self.clip_low[f], self.clip_high[f])
 
-        `out`, when given, must already hold X in every other column (the environment reuses
-        one buffer so that a step does not copy the whole population)."""
-        if out is None:
-            out = X.copy()
-        current = X[:, self.columns]
-        added = current + action
-        targets = np.broadcast_to(action, current.shape)
-        targets = np.where(self.increase_only, np.maximum(current, targets), targets)
-        targets = np.where(self.decrease_only, np.minimum(current, targets), targets)
-        keep = action == self.sentinel
-        moved = np.where(self.is_con, added, np.where(keep, current, targets))
-        moved = np.where(self.integer, np.round(moved), moved)
-        out[:, self.columns] = np.clip(moved, self.clip_low, self.clip_high)
+    def apply(self, X: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """Each row of X after action; only the columns it moves change."""
+        out = X.copy()
+        f, values = self.moved_columns(X, action)
+        out[:, self.columns[f]] = values
         return out
+
+    def action_distance(self, X: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """`distance(X, apply(X, action))`, from the moved columns alone."""
+        f, after = self.moved_columns(X, action)
+        before = X[:, self.columns[f]]
+        terms = np.where(self.is_cat[f], (after != before).astype(np.float64),
+                         np.abs(after - before) / self.span[f])
+        return terms.sum(axis=1) / self.n_features
 
     def feature_distance(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
         """(n, m) each actionable feature's Gower term per person: |change| / span, or 1 if a

@@ -120,7 +120,7 @@ def minimize_action(
     after = ask(space.apply(X, action))
 
     def gower(a: np.ndarray) -> float:
-        return float(space.distance(people, space.apply(people, a)).mean()) if len(people) else np.nan
+        return float(space.action_distance(people, a).mean()) if len(people) else np.nan
 
     return Minimized(action, before, after, int(space.moves(original).sum()),
                      int(space.moves(action).sum()), gower(original), gower(action), calls, rows)

@@ -112,9 +112,9 @@ class ScopeSearch:
         """What an action costs each person, and whether each counterfactual is plausible
         (None unless the search weighs plausibility): no model call."""
         X, p = self.problem.X, self.problem
-        moved = self.space.apply(X, action)
-        cost = p.costs.cost(X, moved) if p.costs is not None else self.space.distance(X, moved)
         tracked = self.objective.plausible > 0 and p.detector is not None
+        moved = self.space.apply(X, action) if p.costs is not None or tracked else None
+        cost = p.costs.cost(X, moved) if p.costs is not None else self.space.action_distance(X, action)
         return cost, np.asarray(p.detector.predict(moved)) == 1 if tracked else None
 
     def actions_of(self, chosen: np.ndarray) -> np.ndarray:
