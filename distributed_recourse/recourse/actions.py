@@ -125,18 +125,19 @@ class ActionSpace:
     def action_distance(self, X: np.ndarray, action: np.ndarray) -> np.ndarray:
         """`distance(X, apply(X, action))`, from the moved columns alone."""
         f, after = self.moved_columns(X, action)
-        before = X[:, self.columns[f]]
-        terms = np.where(self.is_cat[f], (after != before).astype(np.float64),
-                         np.abs(after - before) / self.span[f])
-        return terms.sum(axis=1) / self.n_features
+        return self._gower_terms(X[:, self.columns[f]], after, f).sum(axis=1) / self.n_features
 
     def feature_distance(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
         """(n, m) each actionable feature's Gower term per person: |change| / span, or 1 if a
         categorical feature changed."""
-        before, after = X[:, self.columns], X_new[:, self.columns]
-        return np.where(
-            self.is_cat, (after != before).astype(np.float64), np.abs(after - before) / self.span
-        )
+        return self._gower_terms(X[:, self.columns], X_new[:, self.columns], slice(None))
+
+    def _gower_terms(self, before: np.ndarray, after: np.ndarray,
+                     f: np.ndarray | slice) -> np.ndarray:
+        """The Gower terms of features `f` (indices or a slice), from their values before and
+        after."""
+        return np.where(self.is_cat[f], (after != before).astype(np.float64),
+                        np.abs(after - before) / self.span[f])
 
     def distance(self, X: np.ndarray, X_new: np.ndarray) -> np.ndarray:
         """Gower distance over the actionable features, per person (DESIGN.md section 3)."""
