@@ -55,6 +55,14 @@ def on_algorithm_init(*, algorithm, **kwargs) -> None:
     algorithm.local_replay_buffer.rng = np.random.default_rng(algorithm.config.seed)
 
 
+def env_config(config: RunConfig, search: ScopeSearch, seed: int) -> dict[str, Any]:
+    """The config of one scope's environment (its search is attached after it is built)."""
+    return {"weights": config.reward.to_dict(), "n_features": search.space.n_features,
+            "n_groups": len(search.problem.group_names), "seed": seed,
+            "jump_share": config.search.jump_share,
+            "keep_share": config.search.keep_share, "resolution": config.search.resolution}
+
+
 def sac_config(config: RunConfig, search: ScopeSearch, seed: int):
     """The SACConfig of one scope's trainer (one process: no env runner or learner actors)."""
     from ray.rllib.algorithms.sac import SACConfig
@@ -64,10 +72,6 @@ def sac_config(config: RunConfig, search: ScopeSearch, seed: int):
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     sac, proposal = config.sac, config.search.mdp == "proposal"
-    env_config = {"weights": config.reward.to_dict(), "n_features": search.space.n_features,
-                  "n_groups": len(search.problem.group_names), "seed": seed,
-                  "jump_share": config.search.jump_share,
-                  "keep_share": config.search.keep_share, "resolution": config.search.resolution}
     runners = {"num_env_runners": 0, "rollout_fragment_length": sac.rollout_fragment_length}
     if proposal:
         runners.update(num_envs_per_env_runner=sac.num_envs,
@@ -75,7 +79,8 @@ def sac_config(config: RunConfig, search: ScopeSearch, seed: int):
     training = {"training_intensity": sac.training_intensity} if sac.training_intensity else {}
     return (
         SACConfig()
-        .environment(env=ProposalEnv if proposal else RecourseEnv, env_config=env_config)
+        .environment(env=ProposalEnv if proposal else RecourseEnv,
+                     env_config=env_config(config, search, seed))
         .framework("torch")
         .env_runners(**runners)
         .training(
