@@ -314,9 +314,24 @@ def assert_every_row_once(output: Path, rows: int) -> dict:
     return manifest
 
 
+def wait_until_free(cluster: LocalCluster, resource: str, count: float) -> None:
+    """Until the cluster has `count` of `resource` free: an earlier test's actors release
+    their CPUs a few seconds after its command ends, and `recourse explain` starts as many
+    explaining workers as are free when it starts."""
+    waiting = (f"import ray, time; ray.init(address={cluster.address!r}, logging_level='ERROR'); "
+               f"deadline = time.time() + 120\n"
+               f"while ray.available_resources().get({resource!r}, 0) < {count} "
+               f"and time.time() < deadline: time.sleep(0.5)\n"
+               f"print(ray.available_resources().get({resource!r}, 0))")
+    done = subprocess.run([sys.executable, "-c", waiting], env=cluster.env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0 and float(done.stdout.split()[-1]) >= count, done.stderr[-3000:]
+
+
 def test_explaining_workers_run_on_both_worker_nodes_and_the_manifest_counts_their_rows(
         cluster, hand_run, tmp_path):
     rows = people(tmp_path, 12_000)
+    wait_until_free(cluster, "CPU", 2)  # an explaining worker asks for a CPU and its slot
     done = subprocess.run(explain_command(cluster, hand_run, tmp_path, 1_000), env=cluster.env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
