@@ -31,13 +31,12 @@ from common import RunConfig  # noqa: F401 (sets the thread limits first)
 from unseen import config_for
 
 from distributed_recourse.config import RunConfig as Config
-from distributed_recourse.engine import make_searcher, problems, scope_goal, scope_seeds, search_terms
+from distributed_recourse.engine import make_searcher, problems, scope_goal, scope_search, scope_seeds
 from distributed_recourse.env import ProposalEnv
 from distributed_recourse.population import prepare
 from distributed_recourse.recourse.actions import ActionSpace
-from distributed_recourse.recourse.evaluator import LocalOutcomes, ScopeEvaluator
+from distributed_recourse.recourse.evaluator import LocalOutcomes
 from distributed_recourse.recourse.pool import SelectionObjective, best_set
-from distributed_recourse.recourse.search import ScopeSearch
 from distributed_recourse.runtime import connect
 from distributed_recourse.sac import SacSearch, env_config
 
@@ -75,11 +74,8 @@ def searched(config: Config, problem, goal, seed: int, kind: str, calls: int) ->
     """One scope searched by `kind` to `calls` model calls (or 20 steps per call, where the
     space has fewer distinct actions): the figures of the selected set."""
     space = ActionSpace(problem.features, config.reward.n_actions)
-    evaluator = ScopeEvaluator(len(problem.X), LocalOutcomes(problem.X, space,
-                                                             problem.model.favourable),
-                               cache_size=4 * config.search.pool_size)
-    search = ScopeSearch(problem, evaluator, config.reward, goal, False, config.search.pool_size,
-                         **search_terms(config))
+    search = scope_search(config, problem, goal,
+                          LocalOutcomes(problem.X, space, problem.model.favourable))
     searcher = UntrainedSearch(search, config, seed) if kind == "untrained" else make_searcher(
         dataclasses.replace(config, search=dataclasses.replace(config.search, kind=kind)),
         search, seed)  # sac: the default SacSearch, RLlib in this process

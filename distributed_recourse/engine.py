@@ -176,6 +176,14 @@ def in_bundle(group, index: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------- a scope's trainer
+def scope_search(config: RunConfig, problem: ScopeProblem, goal: Goal, compute) -> ScopeSearch:
+    """A scope's search state as the config defines it; `compute` gives the flip masks of
+    actions (LocalOutcomes, or its sharded twin)."""
+    evaluator = ScopeEvaluator(len(problem.X), compute, cache_size=4 * config.search.pool_size)
+    return ScopeSearch(problem, evaluator, config.reward, goal, config.level == "hybrid",
+                       config.search.pool_size, **search_terms(config))
+
+
 def make_searcher(config: RunConfig, search: ScopeSearch, seed: int):
     """SAC (the method) or a non-learned baseline, over the same search."""
     kind, s = config.search.kind, config.search
@@ -208,10 +216,7 @@ class ScopeTrainer:
         else:
             compute = LocalOutcomes(problem.X, space, problem.model.favourable)
         self.compute = compute
-        evaluator = ScopeEvaluator(len(problem.X), compute, cache_size=4 * config.search.pool_size)
-        self.search = ScopeSearch(problem, evaluator, config.reward, goal,
-                                  config.level == "hybrid", config.search.pool_size,
-                                  **search_terms(config))
+        self.search = scope_search(config, problem, goal, compute)
         self.searcher = make_searcher(config, self.search, seed)
         self.train_s = 0.0
         self.shard_nodes: list[str] | None = None
