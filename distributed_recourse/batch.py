@@ -417,6 +417,7 @@ def explain_batch(
         done = committed(output)
         pending = {i: subtract(f.rows, done.get(i, [])) for i, f in enumerate(files)}
         todo = sum(stop - start for ranges in pending.values() for start, stop in ranges)
+        workers = 0
         if todo:
             import ray.data
 
@@ -454,7 +455,7 @@ def explain_batch(
             sources = {f.source: i for i, f in enumerate(files)}
             for block in explained.iter_batches(batch_size=None, batch_format="pyarrow"):
                 commit(block, output, sources, columns)
-        manifest = summarize(output, files, run, input, todo, time.time() - started)
+        manifest = summarize(output, files, run, input, todo, workers, time.time() - started)
         partial = output / ".manifest.json.partial"
         partial.write_text(json.dumps(manifest, indent=2))
         os.replace(partial, output / "manifest.json")
@@ -462,8 +463,11 @@ def explain_batch(
 
 
 def summarize(output: Path, files: list[InputFile], run: str | Path, input: str | Path,
-              this_run: int, seconds: float) -> dict[str, Any]:
-    """Counts from the committed parts, after checking that they hold every input row once."""
+              this_run: int, workers: int, seconds: float) -> dict[str, Any]:
+    """Counts from the committed parts, after checking that they hold every input row once.
+    `workers`: the explaining actors this run started. Ray Data gives each block to the
+    first idle one, so when blocks are explained faster than they are read, one of them can
+    explain every block: `nodes` says who did."""
     done = committed(output)
     for i, file in enumerate(files):
         ranges = done.get(i, [])
@@ -494,6 +498,7 @@ def summarize(output: Path, files: list[InputFile], run: str | Path, input: str 
         "nodes": nodes,
         "files": {"inputs": len(files), "data": len(data), "rejected": len(rejected)},
         "rows_this_run": this_run,
+        "workers": workers,
         "seconds": round(seconds, 3),
         "rows_per_s": round(this_run / seconds, 1) if seconds else None,
     }
