@@ -10,7 +10,8 @@ others to the calls the first spent there):
 If `sac` is no better than `untrained`, the learning adds nothing at that budget and the
 formulation (moves, jumps, the warm start) does the work.
 
-Printed per search: the means over scopes and seeds of SR - PD, ECR gap and the cost of the
+Printed first, each scope's ceiling (SR and PD of who any feasible change flips there); then per
+search: the means over scopes and seeds of SR - PD, ECR gap and the cost of the
 chosen counterfactuals (Gower unless the schema declares costs) of the set the default
 selection rule (`SelectionObjective`) picks from the pool, and in how many (scope, seed) runs
 that set ranks above or below the first search's under the same rule. Every search runs in
@@ -89,7 +90,8 @@ def searched(config: Config, problem, goal, seed: int, kind: str, calls: int) ->
     scored = search.scored(chosen)
     metrics = scored.row(0)[0]
     return {"SR - PD": metrics.sr - metrics.pd, "ECR gap": metrics.ecr_gap,
-            "cost": float(scored.chosen_cost[0]), "model calls": search.model_calls}
+            "cost": float(scored.chosen_cost[0]), "model calls": search.model_calls,
+            "steps": search.steps}
 
 
 def rank(row: dict[str, float]) -> tuple[float, float, float]:
@@ -122,10 +124,15 @@ print(f"{args.dataset}, {args.level}: {len(scopes)} scopes of "
       f"(prepared in {time.perf_counter() - started:.0f} s)")
 if "sac" in args.searches:
     connect()  # RLlib runs SAC in this process, on a local Ray
-    for name in ("ray", "py.warnings"):
+    for name in ("ray", "ray.rllib", "py.warnings"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.captureWarnings(True)
-print(f"{'search':<10} {'SR - PD':>8} {'ECR gap':>8} {'cost':>8} {'calls':>7} {'time':>7} "
+ceilings = {s: prepared.population.ceiling(prepared.population.members(s)) for s in scopes}
+print("ceiling SR / PD per scope (who any feasible change flips there; a set may trade SR for "
+      "a smaller PD, so its SR - PD can pass the ceiling's): "
+      + ", ".join(f"{s} {c['SR']:.4f} / {c['PD']:.4f}" for s, c in ceilings.items()))
+print(f"{'search':<10} {'SR - PD':>8} {'ECR gap':>8} {'cost':>8} {'calls':>7} {'steps':>7} "
+      f"{'time':>7} "
       f"  vs {first} (scope x seed): better / worse")
 reference: list[dict[str, float]] = []
 for kind in args.searches:
@@ -138,5 +145,5 @@ for kind in args.searches:
     better = sum(rank(r) > rank(f) for r, f in zip(rows, reference, strict=True))
     worse = sum(rank(r) < rank(f) for r, f in zip(rows, reference, strict=True))
     print(f"{kind:<10} {mean['SR - PD']:>8.4f} {mean['ECR gap']:>8.3f} {mean['cost']:>8.4f} "
-          f"{mean['model calls']:>7.0f} {time.perf_counter() - started:>6.1f}s "
+          f"{mean['model calls']:>7.0f} {mean['steps']:>7.0f} {time.perf_counter() - started:>6.1f}s "
           f"  {better} / {worse} of {len(rows)}", flush=True)

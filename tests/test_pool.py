@@ -245,6 +245,33 @@ def test_slot_scores_every_candidate_as_score_scores_each_set(reward_name, mode,
         assert_same_tally(tally, M.tally(flipped, pool.groups, 3, distinct, w.phi))
 
 
+@pytest.mark.parametrize("judged", [False, True])
+def test_slot_gives_each_person_the_cheapest_flipping_action_over_more_candidates_than_a_chunk(
+        judged):
+    """The chosen counterfactuals' mean cost and plausible share, per candidate in the slot,
+    against each person's cheapest flipping action found from scratch; with 150 candidates
+    (the pool scores them by chunks of 64) and costs that differ per person."""
+    rng = np.random.default_rng(3 + judged)
+    people = 40
+    pool = CandidatePool(rng.integers(0, 3, people), 3, 1)
+    for i in range(150):
+        pool.add(np.array([float(i)]), rng.random(people) < 0.2, rng.uniform(0.0, 1.0, people),
+                 rng.random(people) < 0.7 if judged else None)
+    assert pool.judged == judged
+    objective = SetObjective(RewardWeights(reward="EE", n_actions=3), Goal(0.5, 0.3))
+    chosen = np.array([4, NO_CHANGE, 17])
+    scored = objective.slot(pool, chosen, 1)
+    for row, candidate in enumerate([*range(len(pool)), NO_CHANGE]):
+        members = [int(i) for i in (4, 17, candidate) if i != NO_CHANGE]  # ties: the others
+        costs = np.where(pool.masks[members], pool.distance[members], np.inf)
+        flipped = np.isfinite(costs).any(axis=0)
+        cheapest = costs.argmin(axis=0)[flipped]
+        want_cost = costs.min(axis=0)[flipped].mean(dtype=np.float64)
+        want_fine = pool.plausible[members][cheapest, np.flatnonzero(flipped)].mean()
+        assert scored.chosen_cost[row] == pytest.approx(want_cost, abs=1e-12)
+        assert scored.plausibility[row] == pytest.approx(want_fine, abs=1e-12)
+
+
 def test_slot_scores_a_batch_of_candidates_of_its_choosing():
     pool = six_pool()
     w = RewardWeights(reward="EE", n_actions=2)
