@@ -273,7 +273,8 @@ class SetObjective:
         real = np.flatnonzero(candidates != NO_CHANGE)
         for start in range(0, len(real), chunk):
             at = real[start:start + chunk]
-            masks, rows = pool.masks[candidates[at]], candidates[at]
+            rows = candidates[at]
+            masks = pool.masks[rows]
             reach = np.where(masks, pool.distance[rows], far)
             takes = reach < nearest
             np.minimum(reach, nearest, out=reach)
