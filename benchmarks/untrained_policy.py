@@ -20,6 +20,7 @@ searches (the data, model and clusters are the config's).
 
 Run: python benchmarks/untrained_policy.py tinyscope [--level individual|group]
      [--calls 500] [--seeds 42 43 44 45 46 47] [--searches sac untrained greedy random]
+     [--sac training_intensity=256 batch_size=64]
 """
 
 import argparse
@@ -28,6 +29,7 @@ import logging
 import time
 
 import numpy as np
+import yaml
 from common import RunConfig  # noqa: F401 (sets the thread limits first)
 from unseen import config_for
 
@@ -107,10 +109,13 @@ parser.add_argument("--calls", type=int, default=500,
                          "it spent on each scope")
 parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44, 45, 46, 47])
 parser.add_argument("--searches", nargs="+", default=list(SEARCHES), choices=SEARCHES)
+parser.add_argument("--sac", nargs="+", default=[], metavar="FIELD=VALUE",
+                    help="SAC settings to screen as a lever, e.g. training_intensity=256")
 args = parser.parse_args()
 
 base = Config.from_yaml(args.dataset) if args.dataset in SHIPPED else config_for(args.dataset)
-config = dataclasses.replace(base, level=args.level)
+lever = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.sac)}
+config = dataclasses.replace(base, level=args.level, sac=dataclasses.replace(base.sac, **lever))
 started = time.perf_counter()
 prepared = prepare(config)
 scopes = prepared.population.scope_names(args.level)
@@ -121,7 +126,8 @@ first = args.searches[0]
 print(f"{args.dataset}, {args.level}: {len(scopes)} scopes of "
       f"{', '.join(str(len(p.X)) for p in scope_problems.values())} people, seeds {args.seeds}; "
       f"{first} runs {args.calls} model calls per scope, the others as many as it spent "
-      f"(prepared in {time.perf_counter() - started:.0f} s)")
+      f"(prepared in {time.perf_counter() - started:.0f} s)"
+      + (f"; SAC settings {lever}" if lever else ""))
 if "sac" in args.searches:
     connect()  # RLlib runs SAC in this process, on a local Ray
     for name in ("ray", "ray.rllib", "py.warnings"):

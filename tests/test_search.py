@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 import pytest
 from six_people import FEATURES, SumModel, X, problem
-from three_features import FEATURES3, Linear, people
+from three_features import Linear, linear_search
 
 from distributed_recourse.config import ConfigError, RunConfig
 from distributed_recourse.engine import stop_rule
@@ -27,7 +27,7 @@ from distributed_recourse.recourse.evaluator import ScopeEvaluator
 from distributed_recourse.recourse.metrics import GroupTally
 from distributed_recourse.recourse.pool import NO_CHANGE, SelectionObjective
 from distributed_recourse.recourse.rewards import Goal, RewardWeights
-from distributed_recourse.recourse.search import ScopeProblem, ScopeSearch
+from distributed_recourse.recourse.search import ScopeSearch
 from distributed_recourse.recourse.stopping import (
     BUDGET_ARCHIVE,
     BUDGET_CALLS,
@@ -224,17 +224,8 @@ def test_restore_continues_from_the_hubs_counters_and_archive():
 
 
 # ---------------------------------------------------------------- the baselines
-def baseline_search(model=None, n_actions: int = 3) -> ScopeSearch:
-    X3 = people()
-    w = RewardWeights(reward="EE-ECR", n_actions=n_actions)
-    model = model or Linear()
-    problem3 = ScopeProblem("s", X3, X3[:, 3].astype(int), ["g0", "g1"], FEATURES3, model)
-    evaluator = ScopeEvaluator.local(X3, ActionSpace(FEATURES3, n_actions), model.favourable)
-    return ScopeSearch(problem3, evaluator, w, Goal.from_ceiling(1.0, 0.0), pull=10.0)
-
-
 def run_baseline(kind, seed: int, steps: int = 300, rounds: int = 3, model=None):
-    search = baseline_search(model)
+    search = linear_search(model)
     searcher = kind(search, seed)
     for _ in range(rounds):
         searcher.run(steps // rounds)
@@ -279,7 +270,7 @@ def test_a_restored_baseline_continues_as_if_never_stopped(kind):
     half, searcher = run_baseline(kind, seed=5, steps=100, rounds=1)
     hub_counters = (half.steps, half.model_calls)
     search, state = half.state(), searcher.state()
-    resumed = baseline_search()
+    resumed = linear_search()
     resumed_searcher = kind(resumed, 99)  # another seed: the saved generator state wins
     resumed.restore(search, *hub_counters, archived=[])
     resumed_searcher.restore(state)
@@ -349,7 +340,7 @@ def test_budgets_given_per_scope_reach_only_their_scope():
 
 def test_the_stop_rule_ends_a_real_search_that_is_done():
     # the rounds of the engine, without Ray: search, report to the hub, ask the rule
-    search = baseline_search()
+    search = linear_search()
     searcher = RandomSearch(search, 1)
     hub = StatsHub()
     hub.register("s", search.report()["best"]["tally"])
