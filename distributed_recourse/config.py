@@ -161,9 +161,9 @@ class SacSettings:
     gamma: float = 0.99
     rollout_fragment_length: int = 8
     """Steps each of the `num_envs` episodes takes between gradient updates (one update per
-    rollout_fragment_length x num_envs steps; the reference updates every step). RLlib's replay
-    sampling and update cost ~50 ms, more than a small scope's steps: 8 x 16 episodes reached
-    416 steps/s on a 50-person scope where 4 x 8 reached 238 (benchmarks/env_step.py)."""
+    rollout_fragment_length x num_envs steps; the reference updates every step). An update
+    costs ~12 ms, more than a small scope's steps: 8 x 16 episodes reached 416 steps/s on a
+    50-person scope where 4 x 8 reached 238 (benchmarks/env_step.py)."""
     learning_starts: int = 256
     """Random-policy steps before learning (RLlib's default 1500 wastes short budgets)."""
     num_envs: int = 16
@@ -173,7 +173,7 @@ class SacSettings:
     """Replayed steps trained on per step sampled; None: one update per
     `rollout_fragment_length` x `num_envs` steps. `batch_size` (one update per step, the
     reference's rate) is where the policy's learning shows within a few hundred model calls,
-    at 13 to 40 times the training time (docs/RESULTS.md): worth it when model calls are dear."""
+    at 11 to 12 times the training time (docs/RESULTS.md): worth it when model calls are dear."""
 
 
 def check_budget(name: str, budget: Any) -> None:
