@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -15,9 +16,17 @@ import yaml
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).parent.parent
 
+import ray.rllib  # noqa: E402, F401 (Ray and RLlib set up their loggers on import; quieted after)
+
 from distributed_recourse.config import RunConfig  # noqa: E402
+from distributed_recourse.console import QUIET_LOGGERS  # noqa: E402
 from distributed_recourse.env import RecourseEnv, ScopeProblem  # noqa: E402
 from distributed_recourse.population import WHOLE, Prepared, prepare  # noqa: E402
+
+for _name in QUIET_LOGGERS:  # the benchmarks print their figures; Ray's notices are noise
+    logging.getLogger(_name).setLevel(logging.ERROR)
+for _handler in logging.getLogger("ray.rllib").handlers:  # an algorithm resets its level
+    _handler.setLevel(logging.ERROR)
 
 
 def adult() -> Prepared:
