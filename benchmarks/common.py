@@ -23,10 +23,17 @@ from distributed_recourse.console import QUIET_LOGGERS  # noqa: E402
 from distributed_recourse.env import RecourseEnv, ScopeProblem  # noqa: E402
 from distributed_recourse.population import WHOLE, Prepared, prepare  # noqa: E402
 
-for _name in QUIET_LOGGERS:  # the benchmarks print their figures; Ray's notices are noise
-    logging.getLogger(_name).setLevel(logging.ERROR)
-for _handler in logging.getLogger("ray.rllib").handlers:  # an algorithm resets its level
-    _handler.setLevel(logging.ERROR)
+
+def quiet_ray() -> None:
+    """Ray's and RLlib's notices off (the benchmarks print their figures); again after
+    `ray.init`, which sets Ray's logger up anew."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for handler in logging.getLogger("ray.rllib").handlers:  # an algorithm resets its level
+        handler.setLevel(logging.ERROR)
+
+
+quiet_ray()
 
 
 def adult() -> Prepared:

@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from common import adult, seconds_per_call, whole_population_env
+from common import adult, quiet_ray, seconds_per_call, whole_population_env
 
 from distributed_recourse.config import RunConfig
 from distributed_recourse.population import prepare
@@ -54,6 +54,7 @@ prepared.model.use_threads(1)
 
 # --------------------------------------------------------------------- 2. a 50-person scope
 connect(num_cpus=2)
+quiet_ray()
 from distributed_recourse.sac import SacSearch  # noqa: E402 (RLlib after Ray)
 
 alzheimer = prepare(RunConfig.from_yaml("alzheimer"))

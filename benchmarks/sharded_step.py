@@ -12,7 +12,7 @@ import argparse
 import time
 
 import numpy as np
-from common import adult, seconds_per_call
+from common import adult, quiet_ray, seconds_per_call
 
 from distributed_recourse.data import load_dataset
 from distributed_recourse.recourse.actions import ActionSpace
@@ -38,6 +38,7 @@ print(f"people {args.people:,}; bare predict in one process {bare:.2f} s "
       f"(limit {1 / bare:.2f} steps/s, x2 with 2 shards on 2 cores)")
 
 connect(num_cpus=2)
+quiet_ray()
 
 
 def steps_per_second(shards: int) -> float:

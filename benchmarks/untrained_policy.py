@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 import yaml
-from common import RunConfig  # noqa: F401 (sets the thread limits first)
+from common import RunConfig, quiet_ray  # noqa: F401 (sets the thread limits first)
 from unseen import config_for
 
 from distributed_recourse.config import RunConfig as Config
@@ -130,8 +130,7 @@ print(f"{args.dataset}, {args.level}: {len(scopes)} scopes of "
       + (f"; SAC settings {lever}" if lever else ""))
 if "sac" in args.searches:
     connect()  # RLlib runs SAC in this process, on a local Ray
-    for name in ("ray", "ray.rllib", "py.warnings"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_ray()
     logging.captureWarnings(True)
 ceilings = {s: prepared.population.ceiling(prepared.population.members(s)) for s in scopes}
 print("ceiling SR / PD per scope (who any feasible change flips there; a set may trade SR for "
