@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -34,6 +35,13 @@ def quiet_ray() -> None:
 
 
 quiet_ray()
+
+
+def with_sac_settings(config: RunConfig, items: list[str]) -> tuple[RunConfig, dict]:
+    """`config` with SacSettings fields set from FIELD=VALUE items (a lever to screen), and
+    those settings (VALUE read as YAML: 256, [64, 64], null)."""
+    lever = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in items)}
+    return dataclasses.replace(config, sac=dataclasses.replace(config.sac, **lever)), lever
 
 
 def adult() -> Prepared:

@@ -9,6 +9,7 @@ justice, health6, scale, tinyscope, housing), generated into a temporary folder.
 
 Run: python benchmarks/search_vs_baseline.py [--datasets alzheimer justice health6]
      [--levels individual hybrid] [--seeds 42 43 44] [--output DIR [--resume]]
+     [--sac training_intensity=256]
 
 With several seeds (each reseeds the whole run: the split, the clusters, SAC and the
 baselines), a table says per row in how many seeds SAC was ahead or equal, and the means over
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from common import RunConfig  # noqa: F401 (sets the thread limits first)
+from common import RunConfig, with_sac_settings  # noqa: F401 (sets the thread limits first)
 from unseen import config_for
 
 from distributed_recourse.config import RunConfig as Config
@@ -51,6 +52,8 @@ parser.add_argument("--levels", nargs="+", default=list(LEVELS), choices=LEVELS)
 parser.add_argument("--seeds", nargs="+", type=int, default=None,
                     help="run each dataset under each of these seeds (default: its config's)")
 parser.add_argument("--output", default=None)
+parser.add_argument("--sac", nargs="+", default=[], metavar="FIELD=VALUE",
+                    help="SAC settings to screen as a lever, e.g. training_intensity=256")
 parser.add_argument("--resume", action="store_true",
                     help="continue an interrupted run in --output (finished trials are kept)")
 args = parser.parse_args()
@@ -59,7 +62,8 @@ output = Path(args.output or tempfile.mkdtemp(prefix="search_vs_baseline_"))
 data = output / "unseen"
 tables = []
 for name in args.datasets:
-    config = Config.from_yaml(name) if name in SHIPPED else config_for(name, data)
+    config, _ = with_sac_settings(
+        Config.from_yaml(name) if name in SHIPPED else config_for(name, data), args.sac)
     for seed in args.seeds or [config.seed]:
         folder = output / name / f"seed{seed}" if args.seeds else output / name
         table = compare_levels(dataclasses.replace(config, seed=seed), folder,

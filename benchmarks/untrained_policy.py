@@ -29,8 +29,7 @@ import logging
 import time
 
 import numpy as np
-import yaml
-from common import RunConfig, quiet_ray  # noqa: F401 (sets the thread limits first)
+from common import RunConfig, quiet_ray, with_sac_settings  # noqa: F401 (sets the thread limits first)
 from unseen import config_for
 
 from distributed_recourse.config import RunConfig as Config
@@ -114,8 +113,7 @@ parser.add_argument("--sac", nargs="+", default=[], metavar="FIELD=VALUE",
 args = parser.parse_args()
 
 base = Config.from_yaml(args.dataset) if args.dataset in SHIPPED else config_for(args.dataset)
-lever = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.sac)}
-config = dataclasses.replace(base, level=args.level, sac=dataclasses.replace(base.sac, **lever))
+config, lever = with_sac_settings(dataclasses.replace(base, level=args.level), args.sac)
 started = time.perf_counter()
 prepared = prepare(config)
 scopes = prepared.population.scope_names(args.level)
