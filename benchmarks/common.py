@@ -40,7 +40,13 @@ quiet_ray()
 def with_sac_settings(config: RunConfig, items: list[str]) -> tuple[RunConfig, dict]:
     """`config` with SacSettings fields set from FIELD=VALUE items (a lever to screen), and
     those settings (VALUE read as YAML: 256, [64, 64], null)."""
+    if any("=" not in item for item in items):
+        raise SystemExit(f"--sac: expected FIELD=VALUE items, got {items}")
     lever = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in items)}
+    known = {f.name for f in dataclasses.fields(config.sac)}
+    if set(lever) - known:
+        raise SystemExit(f"--sac: unknown SacSettings field(s) {sorted(set(lever) - known)}; "
+                         f"known: {sorted(known)}")
     return dataclasses.replace(config, sac=dataclasses.replace(config.sac, **lever)), lever
 
 
