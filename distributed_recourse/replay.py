@@ -24,10 +24,13 @@ class TransitionReplay:
         self.capacity = int(capacity)
         self.rng = np.random.default_rng(seed)
         self.columns: dict[str, np.ndarray] | None = None
-        self.size = 0
-        """Rows held."""
         self.added = 0
         """Rows ever added (the ring's write position is `added % capacity`)."""
+
+    @property
+    def size(self) -> int:
+        """Rows held."""
+        return min(self.added, self.capacity)
 
     def __len__(self) -> int:
         return self.size
@@ -45,7 +48,6 @@ class TransitionReplay:
         for name, values in batch.items():
             self.columns[name][rows] = values
         self.added += n
-        self.size = min(self.size + n, self.capacity)
 
     def _reserve(self, rows: int, batch: dict[str, np.ndarray]) -> None:
         have = 0 if self.columns is None else len(self.columns["rewards"])
@@ -73,10 +75,9 @@ class TransitionReplay:
     def get_state(self) -> dict[str, Any]:
         columns = None if self.columns is None else \
             {name: column[:self.size] for name, column in self.columns.items()}
-        return {"columns": columns, "size": self.size, "added": self.added,
-                "rng": self.rng.bit_generator.state}
+        return {"columns": columns, "added": self.added, "rng": self.rng.bit_generator.state}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.columns = state["columns"]
-        self.size, self.added = state["size"], state["added"]
+        self.added = state["added"]
         self.rng.bit_generator.state = state["rng"]
